@@ -1,0 +1,110 @@
+"""Foreground mask and components: thresholding, cleaning, hole filling, size order and 8-connectivity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from inspectd.method.foreground import Component, binarize, cleaning_kernel, fill_holes, split_components
+
+
+def _prob(shape: tuple[int, int] = (128, 128), background: float = 0.1) -> np.ndarray:
+    return np.full(shape, background, dtype=np.float32)
+
+
+@pytest.mark.parametrize(("hw", "side"), [((128, 128), 3), ((480, 640), 5), ((1024, 2048), 9), ((64, 64), 3)])
+def test_cleaning_kernel_scales_with_short_side(hw: tuple[int, int], side: int) -> None:
+    # side = max(3, round(short / 128)), made odd: 480/128 = 3.75 -> 4 -> 5; 1024/128 = 8 -> 9
+    assert cleaning_kernel(hw).shape == (side, side)
+
+
+def test_binarize_keeps_square_minus_corners_the_cross_kernel_removes() -> None:
+    prob = _prob()
+    prob[20:60, 30:70] = 0.9
+    mask = binarize(prob, 0.5)
+    assert mask.dtype == bool and mask.shape == (128, 128)
+    # 3x3 elliptic kernel is a cross: opening a 40x40 square trims its 4 corner pixels, closing keeps that
+    assert mask.sum() == 40 * 40 - 4
+    assert mask[21:59, 31:69].all()
+    assert not mask[20, 30] and not mask[59, 69]
+    assert not mask[:20].any() and not mask[60:].any()
+
+
+def test_binarize_threshold_is_inclusive() -> None:
+    prob = _prob()
+    prob[40:80, 40:80] = 0.5
+    assert binarize(prob, 0.5)[60, 60]
+    assert not binarize(prob, 0.5001).any()
+
+
+def test_binarize_removes_specks_and_bridges_hairline_gaps() -> None:
+    prob = _prob()
+    prob[5, 5] = 1.0
+    prob[50:90, 20:60] = 0.9
+    prob[50:90, 40] = 0.2  # one-pixel crack through the object
+    mask = binarize(prob, 0.5)
+    assert not mask[5, 5]
+    assert mask[70, 40]
+    assert len(split_components(mask, 1, 10)) == 1
+
+
+def test_binarize_fills_holes_but_not_notches_open_to_the_border() -> None:
+    prob = _prob()
+    prob[30:90, 30:90] = 0.9
+    prob[50:70, 50:70] = 0.0  # hole inside the object
+    prob[0:40, 96:124] = 0.9
+    prob[0:20, 105:115] = 0.0  # 10 px wide notch reaching the top border: background, not a hole
+    mask = binarize(prob, 0.5)
+    assert mask[50:70, 50:70].all()
+    assert not mask[0:19, 106:114].any()
+
+
+def test_fill_holes_uses_four_connected_background() -> None:
+    ring = np.zeros((7, 7), bool)
+    ring[1:6, 1:6] = True
+    ring[2:5, 2:5] = False
+    filled = fill_holes(ring)
+    assert filled[1:6, 1:6].all() and filled.sum() == 25
+
+
+def test_binarize_refuses_non_2d_probability() -> None:
+    with pytest.raises(ValueError, match=r"\(H, W\)"):
+        binarize(np.zeros((4, 4, 1), np.float32), 0.5)
+
+
+def _three_blobs() -> np.ndarray:
+    mask = np.zeros((60, 80), bool)
+    mask[2:12, 2:12] = True  # area 100
+    mask[30:50, 40:60] = True  # area 400
+    mask[50:55, 5:10] = True  # area 25
+    return mask
+
+
+def test_split_components_largest_first_with_boxes_and_full_frame_masks() -> None:
+    comps = split_components(_three_blobs(), min_area_px=1, max_components=10)
+    assert [c.index for c in comps] == [0, 1, 2]
+    assert [c.area for c in comps] == [400, 100, 25]
+    assert [c.bbox for c in comps] == [(40, 30, 20, 20), (2, 2, 10, 10), (5, 50, 5, 5)]
+    for c in comps:
+        assert isinstance(c, Component)
+        assert c.mask.shape == (60, 80) and c.mask.dtype == bool and c.mask.sum() == c.area
+    assert comps[0].mask[30:50, 40:60].all()
+
+
+def test_split_components_drops_small_and_caps_count() -> None:
+    comps = split_components(_three_blobs(), min_area_px=26, max_components=10)
+    assert [c.area for c in comps] == [400, 100]
+    assert split_components(_three_blobs(), min_area_px=25, max_components=10)[-1].area == 25
+    capped = split_components(_three_blobs(), min_area_px=1, max_components=1)
+    assert len(capped) == 1 and capped[0].area == 400 and capped[0].index == 0
+
+
+def test_split_components_joins_diagonal_neighbours() -> None:
+    mask = np.zeros((5, 5), bool)
+    mask[1, 1] = mask[2, 2] = mask[3, 3] = True
+    comps = split_components(mask, 1, 5)
+    assert len(comps) == 1 and comps[0].area == 3 and comps[0].bbox == (1, 1, 3, 3)
+
+
+def test_split_components_of_empty_mask_is_empty() -> None:
+    assert split_components(np.zeros((10, 10), bool), 1, 5) == []
