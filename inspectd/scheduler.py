@@ -1,0 +1,330 @@
+"""Pools the tiles of all in-flight frames of all cameras into device batches, and keeps every part answered.
+
+One device worker owns the models (IS-Net, SAM, CLIPSeg/CLIP, reference backbone). CPU work (tiling, fusion,
+verdicts, heatmap encoding, publishing) runs on a small thread pool so it never blocks the device. A tile batch
+is flushed when it holds ``max_batch_tiles`` tiles or its oldest tile has waited ``max_wait_ms`` (as
+DeepStream's batched push timeout and Triton's max queue delay do). Verdicts leave in capture order per camera.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from inspectd.config import SchedulerConfig
+from inspectd.frame import Frame
+from inspectd.inspector import FramePlan, InspectionResult, Inspector
+from inspectd.logs import get_logger
+
+log = get_logger("scheduler")
+
+Deliver = Callable[[InspectionResult], None]
+
+
+@dataclass
+class _Ticket:
+    """A frame's place in its camera's verdict order, and where it is in the pipeline."""
+
+    camera: str
+    order: int
+    frame: Frame
+    plan: FramePlan | None = None
+    reference: tuple | None = None
+    queued_tiles_at: float = 0.0
+
+
+@dataclass
+class SchedulerStats:
+    """Counters the metrics endpoint and the benchmark read."""
+
+    submitted: int = 0
+    inspected: int = 0
+    dropped: int = 0
+    overloaded: int = 0
+    batches: int = 0
+    batch_tiles: int = 0
+    batch_full: int = 0
+    batch_sizes: list[int] = field(default_factory=list)
+
+
+class _CameraQueue:
+    """A camera's waiting frames plus its reorder buffer (verdicts are delivered in submission order)."""
+
+    def __init__(self, limit: int) -> None:
+        self.waiting: deque[_Ticket] = deque()
+        self.limit = limit
+        self.orders = itertools.count()
+        self.next_out = 0
+        self.finished: dict[int, InspectionResult] = {}
+        self.out_lock = threading.Lock()
+
+
+class Scheduler:
+    """Frames in (``submit``), results out (``deliver``), with batching, bounded queues and overload handling."""
+
+    def __init__(
+        self,
+        inspector: Inspector,
+        cfg: SchedulerConfig,
+        deliver: Deliver,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        self.inspector = inspector
+        self.cfg = cfg
+        self.deliver = deliver
+        self.on_batch = on_batch
+        self.stats = SchedulerStats()
+        self._cameras: dict[str, _CameraQueue] = {}
+        self._cv = threading.Condition()
+        self._tiles: deque[_Ticket] = deque()
+        self._tiling = 0
+        self._inflight = 0
+        self._max_inflight = max(2, 2 * cfg.queue_frames)
+        self._round_robin: deque[str] = deque()
+        self._running = False
+        self._accepting = False
+        self._pool = ThreadPoolExecutor(cfg.cpu_workers, thread_name_prefix="inspectd-cpu")
+        self._device = threading.Thread(target=self._device_loop, name="inspectd-device", daemon=True)
+
+    # ---- intake -----------------------------------------------------------------------------------------
+
+    def _queue(self, camera: str) -> _CameraQueue:
+        q = self._cameras.get(camera)
+        if q is None:
+            q = self._cameras[camera] = _CameraQueue(self.cfg.queue_frames)
+            self._round_robin.append(camera)
+        return q
+
+    def submit(self, frame: Frame, live: bool, timeout: float | None = None) -> bool:
+        """Queue a frame. Live cameras drop their oldest waiting frame when full; others wait for room.
+
+        A dropped frame that carries a part id is answered with ``error``/``overloaded``, never silently lost.
+        Returns False when a non-live frame could not be queued within ``timeout`` (it is answered likewise).
+        """
+        victim: _Ticket | None = None
+        with self._cv:
+            if not self._accepting:
+                victim = _Ticket(frame.camera, next(self._queue(frame.camera).orders), frame)
+                victim_reason = "shutdown"
+            else:
+                q = self._queue(frame.camera)
+                self.stats.submitted += 1
+                if len(q.waiting) >= q.limit:
+                    if live:
+                        victim = q.waiting.popleft()
+                        victim_reason = "overloaded"
+                    else:
+                        deadline = None if timeout is None else time.monotonic() + timeout
+                        while len(q.waiting) >= q.limit and self._accepting:
+                            left = None if deadline is None else deadline - time.monotonic()
+                            if left is not None and left <= 0:
+                                break
+                            self._cv.wait(left)
+                        if len(q.waiting) >= q.limit or not self._accepting:
+                            victim = _Ticket(frame.camera, next(q.orders), frame)
+                            victim_reason = "overloaded" if self._accepting else "shutdown"
+                if victim is None or victim.frame is not frame:
+                    q.waiting.append(_Ticket(frame.camera, next(q.orders), frame))
+                self._cv.notify_all()
+        if victim is not None:
+            self._shed(victim, victim_reason)
+        return victim is None or victim.frame is not frame
+
+    def _shed(self, ticket: _Ticket, reason: str) -> None:
+        """Answer a frame that will not be inspected: an error verdict if it names a part, else a count."""
+        if ticket.frame.part_id is None and reason == "overloaded":
+            self.stats.dropped += 1
+            log.debug("frame_dropped", camera=ticket.camera, seq=ticket.frame.seq, reason=reason)
+            self._complete(ticket, None)
+            return
+        self.stats.overloaded += 1
+        log.warning(
+            "frame_not_inspected",
+            camera=ticket.camera,
+            seq=ticket.frame.seq,
+            part_id=ticket.frame.part_id,
+            reason=reason,
+        )
+        plan = FramePlan(frame=ticket.frame, camera=self.inspector.camera_config(ticket.camera))
+        detail = (
+            "the inspection queue was full; the line is sending parts faster than this machine inspects them"
+            if reason == "overloaded"
+            else "the daemon was shutting down"
+        )
+        self._complete(ticket, self.inspector.fail(plan, reason, detail))
+
+    # ---- lifecycle -----------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the device worker."""
+        self._running = True
+        self._accepting = True
+        self._device.start()
+
+    def pending(self) -> int:
+        """Frames submitted and not yet answered."""
+        with self._cv:
+            return sum(len(q.waiting) for q in self._cameras.values()) + self._inflight
+
+    def stop(self, drain_timeout: float) -> bool:
+        """Stop accepting, finish in-flight frames within the timeout, answer the rest with ``shutdown``."""
+        with self._cv:
+            self._accepting = False
+            self._cv.notify_all()
+        deadline = time.monotonic() + drain_timeout
+        while self.pending() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        drained = self.pending() == 0
+        with self._cv:
+            self._running = False
+            leftovers = [t for q in self._cameras.values() for t in q.waiting]
+            for q in self._cameras.values():
+                q.waiting.clear()
+            self._cv.notify_all()
+        self._device.join(timeout=5.0)
+        for t in leftovers:
+            self._shed(t, "shutdown")
+        self._pool.shutdown(wait=True)
+        return drained
+
+    # ---- device worker --------------------------------------------------------------------------------------
+
+    def _next_waiting(self) -> _Ticket | None:
+        for _ in range(len(self._round_robin)):
+            cam = self._round_robin[0]
+            self._round_robin.rotate(-1)
+            q = self._cameras[cam]
+            if q.waiting:
+                return q.waiting.popleft()
+        return None
+
+    def _take_batch(self, now: float) -> list[_Ticket] | None:
+        """The frames whose tiles make the next batch, if it is full or its oldest tile waited long enough."""
+        if not self._tiles:
+            return None
+        queued = sum(len(t.plan.tiles) for t in self._tiles)
+        oldest_wait = (now - self._tiles[0].queued_tiles_at) * 1000.0
+        if queued < self.cfg.max_batch_tiles and oldest_wait < self.cfg.max_wait_ms and self._accepting:
+            more_coming = self._tiling or any(q.waiting for q in self._cameras.values())
+            if more_coming:
+                return None
+        batch, n = [], 0
+        while self._tiles and (not batch or n + len(self._tiles[0].plan.tiles) <= self.cfg.max_batch_tiles):
+            t = self._tiles.popleft()
+            batch.append(t)
+            n += len(t.plan.tiles)
+        return batch
+
+    def _device_loop(self) -> None:
+        while True:
+            with self._cv:
+                while True:
+                    if not self._running and not self._tiles and not self._tiling:
+                        return
+                    now = time.monotonic()
+                    batch = self._take_batch(now)
+                    if batch:
+                        break
+                    ticket = self._next_waiting() if self._inflight < self._max_inflight else None
+                    if ticket is not None:
+                        self._inflight += 1
+                        self._cv.notify_all()
+                        break
+                    wait = None
+                    if self._tiles:
+                        wait = max(
+                            0.0, self.cfg.max_wait_ms / 1000.0 - (now - self._tiles[0].queued_tiles_at)
+                        )
+                    self._cv.wait(0.05 if wait is None else max(wait, 0.001))
+            if batch:
+                self._run_batch(batch)
+            else:
+                self._run_start(ticket)
+
+    def _run_start(self, ticket: _Ticket) -> None:
+        """Device part of a new frame: IS-Net, SAM on a cache miss, reference scoring; then tiling on the CPU."""
+        insp = self.inspector
+        try:
+            plan = insp.start(ticket.frame)
+            ticket.plan = plan
+            if insp.needs_complexity(plan):
+                insp.measure_complexity(plan)
+            ticket.reference = insp.score_reference(plan)
+        except Exception as exc:  # a fault in one frame must not stop the line
+            log.exception("frame_failed", camera=ticket.camera, seq=ticket.frame.seq)
+            plan = ticket.plan or FramePlan(frame=ticket.frame, camera=insp.camera_config(ticket.camera))
+            ticket.plan = plan
+            insp.fail(plan, "internal", f"{type(exc).__name__}: {exc}")
+        if plan.done is not None or plan.camera.mode == "reference":
+            self._pool.submit(self._finish, ticket, None)
+        else:
+            with self._cv:
+                self._tiling += 1
+            self._pool.submit(self._tile, ticket)
+
+    def _tile(self, ticket: _Ticket) -> None:
+        try:
+            self.inspector.make_tiles(ticket.plan)
+        except Exception as exc:
+            log.exception("tiling_failed", camera=ticket.camera, seq=ticket.frame.seq)
+            self.inspector.fail(ticket.plan, "internal", f"{type(exc).__name__}: {exc}")
+        with self._cv:
+            self._tiling -= 1
+            if ticket.plan.done is None:
+                ticket.queued_tiles_at = time.monotonic()
+                self._tiles.append(ticket)
+            self._cv.notify_all()
+        if ticket.plan.done is not None:
+            self._finish(ticket, None)
+
+    def _run_batch(self, batch: list[_Ticket]) -> None:
+        n = sum(len(t.plan.tiles) for t in batch)
+        self.stats.batches += 1
+        self.stats.batch_tiles += n
+        self.stats.batch_sizes.append(n)
+        if n >= self.cfg.max_batch_tiles:
+            self.stats.batch_full += 1
+        if self.on_batch is not None:
+            self.on_batch(n)
+        try:
+            outputs = self.inspector.score_tiles([t.plan for t in batch], self.cfg.max_batch_tiles)
+        except Exception as exc:
+            log.exception("batch_failed", tiles=n, frames=len(batch))
+            for t in batch:
+                self.inspector.fail(t.plan, "internal", f"{type(exc).__name__}: {exc}")
+            outputs = [None] * len(batch)
+        for t, out in zip(batch, outputs, strict=True):
+            self._pool.submit(self._finish, t, out)
+
+    # ---- cpu: fusion, verdict, delivery in order -----------------------------------------------------------
+
+    def _finish(self, ticket: _Ticket, outputs) -> None:
+        try:
+            result = self.inspector.finish(ticket.plan, outputs, ticket.reference)
+        except Exception as exc:
+            log.exception("fusion_failed", camera=ticket.camera, seq=ticket.frame.seq)
+            result = self.inspector.fail(ticket.plan, "internal", f"{type(exc).__name__}: {exc}")
+        with self._cv:
+            self._inflight -= 1
+            self.stats.inspected += 1
+            self._cv.notify_all()
+        self._complete(ticket, result)
+
+    def _complete(self, ticket: _Ticket, result: InspectionResult | None) -> None:
+        """Deliver results of a camera strictly in submission order; a dropped frame just frees its slot."""
+        q = self._cameras[ticket.camera]
+        with q.out_lock:
+            q.finished[ticket.order] = result
+            while q.next_out in q.finished:
+                ready = q.finished.pop(q.next_out)
+                q.next_out += 1
+                if ready is not None:
+                    try:
+                        self.deliver(ready)
+                    except Exception:
+                        log.exception("delivery_failed", camera=ticket.camera, seq=ready.verdict.seq)
