@@ -1,0 +1,151 @@
+"""Image bytes and arrays in, RGB uint8 out: the one place that knows about encodings, bit depths and limits.
+
+Conventions: 16-bit images are reduced to 8 bits by ``>> 8`` (the top byte; a 12-bit camera stored in 16 bits
+therefore looks dark, which is what its data says); float images are taken as [0, 1] and clipped.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from inspectd.errors import ImageError
+
+LIMIT_KEY = "pipeline.max_image_pixels"
+
+
+class ImageTooLargeError(ImageError):
+    """The image has more pixels than ``pipeline.max_image_pixels`` allows."""
+
+
+def _where(source: str) -> str:
+    return f"{source}: " if source else ""
+
+
+def to_rgb8(arr: np.ndarray, source: str = "", *, bgr: bool = False) -> np.ndarray:
+    """Normalise gray, 16-bit, float, RGBA or (with ``bgr=True``) OpenCV BGR/BGRA arrays to RGB uint8 (H, W, 3)."""
+    if not isinstance(arr, np.ndarray):
+        raise ImageError(f"{_where(source)}expected a numpy array, got {type(arr).__name__}")
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+        raise ImageError(
+            f"{_where(source)}unsupported image shape {arr.shape}: expected HxW, HxWx1, HxWx3 or HxWx4"
+        )
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ImageError(f"{_where(source)}empty image of shape {arr.shape}")
+    if arr.dtype == np.uint8:
+        out = arr
+    elif arr.dtype == np.uint16:
+        out = (arr >> 8).astype(np.uint8)
+    elif arr.dtype == np.bool_:
+        out = arr.astype(np.uint8) * 255
+    elif np.issubdtype(arr.dtype, np.floating):
+        out = np.rint(np.clip(np.nan_to_num(arr, nan=0.0), 0.0, 1.0) * 255.0).astype(np.uint8)
+    else:
+        raise ImageError(
+            f"{_where(source)}unsupported pixel type {arr.dtype}: expected uint8, uint16 or float"
+        )
+    if out.ndim == 2:
+        return np.ascontiguousarray(np.repeat(out[:, :, None], 3, axis=2))
+    out = out[:, :, :3]
+    if bgr:
+        out = out[:, :, ::-1]
+    return np.ascontiguousarray(out)
+
+
+def _png_size(data: bytes) -> tuple[int, int] | None:
+    if len(data) >= 24 and data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+        w, h = struct.unpack(">II", data[16:24])
+        return w, h
+    return None
+
+
+_SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    i, n = 2, len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:
+            i += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            i += 2
+            continue
+        (length,) = struct.unpack(">H", data[i + 2 : i + 4])
+        if marker in _SOF_MARKERS and i + 9 <= n:
+            h, w = struct.unpack(">HH", data[i + 5 : i + 9])
+            return w, h
+        i += 2 + length
+    return None
+
+
+def header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) read from a PNG or JPEG header without decoding; None for other formats."""
+    return _png_size(data) or _jpeg_size(data)
+
+
+def check_pixels(width: int, height: int, max_pixels: int, source: str = "") -> None:
+    """Refuse an image larger than the configured pixel limit, naming the key that raises it."""
+    if width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"{_where(source)}image is {width}x{height} = {width * height} pixels, over the limit of "
+            f"{max_pixels} ({LIMIT_KEY}); raise {LIMIT_KEY} in the config or send smaller images"
+        )
+
+
+def decode_image(data: bytes, max_pixels: int, source: str = "") -> np.ndarray:
+    """Decode encoded image bytes (PNG, JPEG, BMP, TIFF...) to RGB uint8, refusing images over ``max_pixels``."""
+    if not data:
+        raise ImageError(f"{_where(source)}no image data (0 bytes)")
+    size = header_size(data)
+    if size is not None:
+        check_pixels(size[0], size[1], max_pixels, source)
+    if data.startswith(b"\xff\xd8") and b"\xff\xd9" not in data[-64:]:
+        raise ImageError(f"{_where(source)}JPEG data is truncated (no end-of-image marker); resend the image")
+    arr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if arr is None:
+        raise ImageError(
+            f"{_where(source)}cannot decode {len(data)} bytes as an image (corrupt or unknown format)"
+        )
+    if size is None:
+        check_pixels(arr.shape[1], arr.shape[0], max_pixels, source)
+    return to_rgb8(arr, source, bgr=True)
+
+
+def read_image(path: Path, max_pixels: int) -> np.ndarray:
+    """Read an image file to RGB uint8 with an ImageError naming the file when it is missing or corrupt."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise ImageError(f"{path}: file does not exist") from exc
+    except IsADirectoryError as exc:
+        raise ImageError(f"{path}: is a directory, not an image file") from exc
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot read ({exc.strerror})") from exc
+    return decode_image(data, max_pixels, str(path))
+
+
+def encode_image(rgb: np.ndarray, fmt: Literal["jpeg", "png"] = "jpeg", quality: int = 90) -> bytes:
+    """Encode an RGB uint8 image as JPEG (``quality`` 1-100) or PNG (lossless; ``quality`` is ignored)."""
+    bgr = to_rgb8(rgb)[:, :, ::-1]
+    if fmt == "jpeg":
+        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    elif fmt == "png":
+        ok, buf = cv2.imencode(".png", bgr)
+    else:
+        raise ImageError(f"unknown image format {fmt!r}: expected 'jpeg' or 'png'")
+    if not ok:
+        raise ImageError(f"OpenCV could not encode a {rgb.shape} image as {fmt}")
+    return buf.tobytes()

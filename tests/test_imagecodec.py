@@ -1,0 +1,112 @@
+"""imagecodec: every array shape/depth to RGB uint8, bytes to RGB with limits, clear errors for bad files."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from inspectd.errors import ImageError
+from inspectd.imagecodec import (
+    ImageTooLargeError,
+    decode_image,
+    encode_image,
+    header_size,
+    read_image,
+    to_rgb8,
+)
+
+
+def test_gray_becomes_three_equal_channels() -> None:
+    gray = np.array([[0, 10], [200, 255]], dtype=np.uint8)
+    out = to_rgb8(gray)
+    assert out.shape == (2, 2, 3) and out.dtype == np.uint8
+    assert out[1, 0].tolist() == [200, 200, 200]
+    assert to_rgb8(gray[:, :, None])[0, 1].tolist() == [10, 10, 10]
+
+
+def test_uint16_keeps_top_byte() -> None:
+    arr = np.array([[0, 255, 256, 65535]], dtype=np.uint16)
+    assert to_rgb8(arr)[0, :, 0].tolist() == [0, 0, 1, 255]
+
+
+def test_float_is_scaled_from_unit_range_and_clipped() -> None:
+    arr = np.array([[0.0, 0.5, 1.0, 2.0, -1.0]], dtype=np.float32)
+    assert to_rgb8(arr)[0, :, 0].tolist() == [0, 128, 255, 255, 0]
+
+
+def test_bgr_and_alpha_orders() -> None:
+    bgra = np.zeros((1, 1, 4), np.uint8)
+    bgra[0, 0] = [1, 2, 3, 99]
+    assert to_rgb8(bgra, bgr=True)[0, 0].tolist() == [3, 2, 1]
+    assert to_rgb8(bgra)[0, 0].tolist() == [1, 2, 3]
+
+
+def test_bad_shapes_and_types_are_refused() -> None:
+    with pytest.raises(ImageError, match="shape"):
+        to_rgb8(np.zeros((2, 2, 2), np.uint8), "cam1")
+    with pytest.raises(ImageError, match="int32"):
+        to_rgb8(np.zeros((2, 2), np.int32))
+
+
+def _png(rgb: np.ndarray) -> bytes:
+    return encode_image(rgb, "png", 0)
+
+
+def test_png_round_trip_is_exact_and_rgb() -> None:
+    rgb = np.zeros((4, 5, 3), np.uint8)
+    rgb[..., 0] = 250  # red
+    rgb[1, 2] = [0, 0, 255]
+    data = _png(rgb)
+    assert header_size(data) == (5, 4)
+    out = decode_image(data, 100)
+    assert np.array_equal(out, rgb)
+
+
+def test_jpeg_header_size_and_colour() -> None:
+    rgb = np.full((16, 24, 3), (255, 0, 0), np.uint8)
+    data = encode_image(rgb, "jpeg", 95)
+    assert header_size(data) == (24, 16)
+    out = decode_image(data, 10_000)
+    assert out.shape == (16, 24, 3)
+    assert out[8, 12, 0] > 240 and out[8, 12, 2] < 15
+
+
+def test_too_large_names_the_config_key() -> None:
+    data = _png(np.zeros((10, 10, 3), np.uint8))
+    decode_image(data, 100)
+    with pytest.raises(ImageTooLargeError, match=r"pipeline\.max_image_pixels") as err:
+        decode_image(data, 99, "cam1")
+    assert "10x10 = 100 pixels" in str(err.value) and "99" in str(err.value)
+
+
+def test_sixteen_bit_png_decodes_via_top_byte() -> None:
+    arr = np.full((2, 2), 0x1234, np.uint16)
+    ok, buf = cv2.imencode(".png", arr)
+    assert ok
+    assert decode_image(buf.tobytes(), 100)[0, 0].tolist() == [0x12, 0x12, 0x12]
+
+
+def test_garbage_and_truncated_data_are_image_errors() -> None:
+    with pytest.raises(ImageError, match="cannot decode"):
+        decode_image(b"not an image at all", 100)
+    with pytest.raises(ImageError, match="0 bytes"):
+        decode_image(b"", 100)
+    jpeg = encode_image(np.full((32, 32, 3), 128, np.uint8), "jpeg", 90)
+    with pytest.raises(ImageError, match="truncated"):
+        decode_image(jpeg[: len(jpeg) // 2], 10_000)
+
+
+def test_read_image_errors_name_the_file(tmp_path) -> None:
+    with pytest.raises(ImageError, match="does not exist") as err:
+        read_image(tmp_path / "missing.png", 100)
+    assert "missing.png" in str(err.value)
+    with pytest.raises(ImageError, match="directory"):
+        read_image(tmp_path, 100)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(_png(np.zeros((8, 8, 3), np.uint8))[:30])
+    with pytest.raises(ImageError, match=r"bad\.png"):
+        read_image(bad, 100)
+    good = tmp_path / "good.png"
+    good.write_bytes(_png(np.full((3, 3, 3), 7, np.uint8)))
+    assert read_image(good, 100)[2, 2].tolist() == [7, 7, 7]
