@@ -1,0 +1,83 @@
+"""Fusion: harmonic mean of prompt maps, per-component tile scores, weighted stitching with overlaps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from inspectd.method.fusion import component_scores, harmonic_mean, stitch
+from inspectd.method.tiling import Tile
+
+
+def test_harmonic_mean_of_half_and_quarter_is_one_third() -> None:
+    assert harmonic_mean(np.array([0.5, 0.25])) == pytest.approx(1 / 3, rel=1e-12)
+
+
+def test_harmonic_mean_per_pixel_along_axis_keeps_float32() -> None:
+    maps = np.stack([np.full((2, 3), 0.5), np.full((2, 3), 0.25), np.full((2, 3), 1.0)]).astype(np.float32)
+    result = harmonic_mean(maps)
+    assert result.shape == (2, 3) and result.dtype == np.float32
+    np.testing.assert_allclose(result, 3 / (2 + 4 + 1), rtol=1e-6)
+    tiles_first = np.moveaxis(maps, 0, 1)[None]  # (1, 2, 3 prompts, 3)
+    np.testing.assert_allclose(harmonic_mean(tiles_first, axis=2)[0], 3 / 7, rtol=1e-6)
+
+
+def test_harmonic_mean_of_equal_values_is_that_value() -> None:
+    assert harmonic_mean(np.full((4,), 0.7)) == pytest.approx(0.7, rel=1e-12)
+
+
+def test_one_near_zero_prompt_pulls_the_pixel_to_zero() -> None:
+    maps = np.array([0.9, 0.95, 0.0])  # arithmetic mean would be ~0.62
+    assert harmonic_mean(maps) < 1e-5
+    assert harmonic_mean(maps, eps=1e-6) == pytest.approx(3 / (1 / 0.9 + 1 / 0.95 + 1e6), rel=1e-9)
+
+
+def test_harmonic_mean_needs_a_map() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        harmonic_mean(np.zeros((0, 4, 4)))
+
+
+def test_component_scores_average_each_components_tiles() -> None:
+    scores = component_scores(np.array([0.2, 0.4, 0.9]), np.array([0, 0, 2]), 4)
+    np.testing.assert_allclose(scores, [0.3, 0.0, 0.9, 0.0])
+    assert component_scores(np.array([]), np.array([], dtype=int), 2).tolist() == [0.0, 0.0]
+
+
+def test_component_scores_refuse_unknown_component_and_unpaired_input() -> None:
+    with pytest.raises(ValueError, match=r"\[0, 2\)"):
+        component_scores(np.array([0.1]), np.array([2]), 2)
+    with pytest.raises(ValueError, match="pair up"):
+        component_scores(np.array([0.1, 0.2]), np.array([0]), 2)
+
+
+def test_stitch_weights_and_averages_overlaps() -> None:
+    tiles = [Tile(0, 0, 4, 4, 0), Tile(2, 0, 6, 4, 1)]
+    maps = [np.full((3, 3), 0.8, np.float32), np.full((3, 3), 0.4, np.float32)]
+    foreground = np.ones((6, 8), bool)
+    foreground[0, 0] = False
+    amap = stitch(maps, tiles, np.array([1.0, 0.5]), (6, 8), foreground)
+    expected = np.zeros((6, 8), np.float32)
+    expected[0:4, 0:2] = 0.8  # tile 0 only
+    expected[0:4, 2:4] = (0.8 + 0.4 * 0.5) / 2  # overlap: mean of 0.8 and 0.2
+    expected[0:4, 4:6] = 0.2  # tile 1 only, weighted by 0.5
+    expected[0, 0] = 0.0  # outside the foreground
+    assert amap.dtype == np.float32 and amap.shape == (6, 8)
+    np.testing.assert_allclose(amap, expected, rtol=1e-6)
+
+
+def test_stitch_resizes_width_and_height_the_right_way_round() -> None:
+    ramp = np.array([[0.0, 1.0], [0.0, 1.0]], np.float32)  # dark left, bright right
+    amap = stitch([ramp], [Tile(0, 0, 8, 4, 0)], np.array([1.0]), (4, 8), np.ones((4, 8), bool))
+    assert amap.shape == (4, 8)
+    assert (amap[:, 0] == 0.0).all() and (amap[:, 7] == 1.0).all()
+    assert (np.diff(amap, axis=1) >= 0).all() and (np.diff(amap, axis=0) == 0).all()
+
+
+def test_stitch_refuses_unpaired_inputs_and_tiles_outside_the_image() -> None:
+    fg = np.ones((4, 4), bool)
+    with pytest.raises(ValueError, match="pair up"):
+        stitch([np.ones((2, 2))], [Tile(0, 0, 2, 2, 0)], np.array([1.0, 1.0]), (4, 4), fg)
+    with pytest.raises(ValueError, match="outside"):
+        stitch([np.ones((2, 2))], [Tile(2, 2, 6, 6, 0)], np.array([1.0]), (4, 4), fg)
+    with pytest.raises(ValueError, match="foreground mask"):
+        stitch([], [], np.array([]), (4, 4), np.ones((3, 3), bool))
