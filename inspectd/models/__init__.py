@@ -1,0 +1,1 @@
+"""The networks: one module per model, each loading from a folder under ``models.dir`` (see fetch.py)."""
