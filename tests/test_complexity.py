@@ -28,6 +28,15 @@ def test_near_duplicate_counts_once() -> None:
     assert complexity_from_masks([COMPONENT.copy(), almost], COMPONENT) == 0.0
 
 
+def test_duplicate_iou_boundary_is_exclusive() -> None:
+    at_boundary = _box(5, 37, 5, 45)  # 1280 px inside the 1600 px whole: IoU exactly 0.8 -> a sub-part
+    # n = 2, spread = 1280 / 1600 -> 1 + 0.8
+    assert complexity_from_masks([COMPONENT.copy(), at_boundary], COMPONENT) == pytest.approx(1.8)
+    above = at_boundary.copy()
+    above[37, 5] = True  # 1281 px: IoU 0.800625 -> the same part as the whole
+    assert complexity_from_masks([COMPONENT.copy(), above], COMPONENT) == 0.0
+
+
 def test_two_quarter_parts_give_two_plus_half_spread() -> None:
     top_left = _box(5, 25, 5, 25)  # 400 px
     bottom_right = _box(25, 45, 25, 45)  # 400 px

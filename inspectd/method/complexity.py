@@ -18,9 +18,21 @@ DUPLICATE_IOU = 0.8
 WHOLE_FRACTION = 0.9
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.count_nonzero(a | b)
-    return np.count_nonzero(a & b) / union if union else 0.0
+def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def _iou(
+    a: np.ndarray, a_box: tuple[int, int, int, int], b: np.ndarray, b_box: tuple[int, int, int, int]
+) -> float:
+    """IoU of two non-empty masks, counting the intersection only where their boxes meet."""
+    y0, y1 = max(a_box[0], b_box[0]), min(a_box[1], b_box[1])
+    x0, x1 = max(a_box[2], b_box[2]), min(a_box[3], b_box[3])
+    if y0 >= y1 or x0 >= x1:
+        return 0.0
+    inter = np.count_nonzero(a[y0:y1, x0:x1] & b[y0:y1, x0:x1])
+    return inter / (np.count_nonzero(a) + np.count_nonzero(b) - inter)
 
 
 def distinct_parts(masks: list[np.ndarray], component_mask: np.ndarray) -> list[np.ndarray]:
@@ -52,11 +64,12 @@ def distinct_parts(masks: list[np.ndarray], component_mask: np.ndarray) -> list[
         ):
             candidates.append(inside)
     candidates.sort(key=lambda m: -np.count_nonzero(m))
-    parts: list[np.ndarray] = []
+    kept: list[tuple[np.ndarray, tuple[int, int, int, int]]] = []
     for candidate in candidates:
-        if all(_iou(candidate, part) <= DUPLICATE_IOU for part in parts):
-            parts.append(candidate)
-    return parts
+        box = _bbox(candidate)
+        if all(_iou(candidate, box, part, part_box) <= DUPLICATE_IOU for part, part_box in kept):
+            kept.append((candidate, box))
+    return [part for part, _ in kept]
 
 
 def complexity_from_masks(masks: list[np.ndarray], component_mask: np.ndarray) -> float:
