@@ -24,4 +24,6 @@ Final prediction
 - "Weight anomaly localisations by foreground component anomaly score" and
   "Combine tiles to produce anomaly map over image" -> fusion.stitch
 - The line's pass/fail -> verdict.image_score, verdict.defect_regions, verdict.decide
+
+Beyond the poster: patchcore (reference mode, a few good parts per camera; DESIGN.md "Known weakness").
 """
