@@ -228,7 +228,7 @@ def pull_clipseg(models_dir: Path, progress: bool = True) -> Path:
     except Exception as exc:
         raise ModelNotFoundError(
             f"download of {url} failed: {exc}. Offline: on a machine with internet run "
-            f"`huggingface-cli download {CLIPSEG_REPO} --local-dir clipseg` "
+            f"`hf download {CLIPSEG_REPO} --local-dir clipseg` "
             f"(or `inspectd models pull clipseg`) and copy that folder to {folder}"
         ) from exc
     write_json_atomic(folder / SOURCE_FILE, {"repo": url, "sha256_manifest": folder_digest(folder)})
@@ -248,7 +248,11 @@ def pull_sam(models_dir: Path, progress: bool = True) -> Path:
     folder = Path(models_dir) / "sam"
     dest = folder / SAM_URL.rsplit("/", 1)[1]
     log.info("pull_start", model="sam", url=SAM_URL, dest=str(dest))
-    sha = download(SAM_URL, dest, md5=SAM_MD5, progress=progress)
+    if dest.is_file() and _md5_file(dest) == SAM_MD5:
+        log.info("pull_skip", model="sam", reason="checkpoint present with the released md5", path=str(dest))
+        sha = cached_sha256(dest)
+    else:
+        sha = download(SAM_URL, dest, md5=SAM_MD5, progress=progress)
     write_json_atomic(folder / "sam_config.json", {"arch": "vit_b"})
     write_json_atomic(folder / SOURCE_FILE, {"url": SAM_URL, "md5": SAM_MD5, "sha256": sha})
     return folder
