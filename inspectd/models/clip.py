@@ -14,7 +14,14 @@ import torch
 import torch.nn.functional as F
 
 from inspectd.errors import ImageError, ModelLoadError
-from inspectd.models.clipseg import model_id, normalize_pixels, read_image_stats, resolve_pretrained, tokenize
+from inspectd.models.clipseg import (
+    model_id,
+    normalize_pixels,
+    quiet_transformers,
+    read_image_stats,
+    resolve_pretrained,
+    tokenize,
+)
 from inspectd.models.device import weight_dtype
 from inspectd.models.fetch import is_random
 
@@ -56,6 +63,7 @@ class Clip:
         from transformers import CLIPModel, CLIPTokenizer
 
         folder, name = resolve_pretrained(name_or_path, "CLIP")
+        quiet_transformers()
         dtype = weight_dtype(device, half)
         try:
             model = CLIPModel.from_pretrained(folder)

@@ -36,6 +36,8 @@ def resolve_pretrained(name_or_path: str | Path, what: str) -> tuple[Path, str]:
     if path.exists() or path.is_absolute() or text.startswith(".") or text.count("/") != 1:
         if not (path / "config.json").is_file():
             raise missing_model_error(path / "config.json" if path.is_dir() else path, what)
+        if not any(path.glob("*.safetensors")) and not any(path.glob("*.bin")):
+            raise missing_model_error(path / "model.safetensors", f"{what} weights")
         return path, path.name
     try:
         from huggingface_hub import snapshot_download
@@ -47,6 +49,13 @@ def resolve_pretrained(name_or_path: str | Path, what: str) -> tuple[Path, str]:
             f"({type(exc).__name__}: {' '.join(str(exc).split())}); {FIX_COMMANDS}"
         ) from exc
     return folder, text
+
+
+def quiet_transformers() -> None:
+    """Turn off transformers' tqdm bars: they would interleave with the JSON log lines journald reads."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
 
 def model_id(folder: Path, name: str) -> str:
@@ -139,6 +148,7 @@ class ClipSeg:
         from transformers import CLIPSegForImageSegmentation, CLIPTokenizer
 
         folder, name = resolve_pretrained(name_or_path, "CLIPSeg")
+        quiet_transformers()
         dtype = weight_dtype(device, half)
         try:
             model = CLIPSegForImageSegmentation.from_pretrained(folder)
