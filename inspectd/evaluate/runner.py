@@ -1,0 +1,294 @@
+"""The evaluation loop: for each class, prepare a scorer, score every test image, pool the metrics.
+
+A scorer is any callable ``score(image) -> (anomaly_map, image_score)``, so the zero-shot inspector and the
+reference mode plug in the same way. Reference images taken from a class's test set are held out of scoring.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from inspectd.evaluate.datasets import ClassSet, Sample, read_mask, read_rgb
+from inspectd.evaluate.metrics import DEFAULT_BINS, PixelAccumulator, image_metrics
+from inspectd.logs import get_logger
+
+log = get_logger("eval")
+
+Scorer = Callable[[np.ndarray], tuple[np.ndarray, float]]
+METRICS = ("image_auroc", "image_ap", "image_f1max", "pixel_auroc", "pixel_ap", "pixel_f1max", "pixel_aupro")
+
+
+@dataclass
+class PreparedScorer:
+    """What a mode needs for one class: the scorer, the images it used (left out of scoring), and a note."""
+
+    score: Scorer
+    held_out: set[Path] = field(default_factory=set)
+    note: str = ""
+
+
+ScorerFactory = Callable[[ClassSet], PreparedScorer | None]
+
+
+@dataclass
+class ImageRecord:
+    """One scored test image (a row of the per-image CSV)."""
+
+    cls: str
+    image: Path
+    label: int
+    defect: str
+    score: float
+    seconds: float
+
+
+@dataclass
+class ClassResult:
+    """Metrics of one class (None = undefined) with the reason for anything missing."""
+
+    name: str
+    metrics: dict[str, float | None]
+    n_good: int = 0
+    n_defect: int = 0
+    n_held_out: int = 0
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class Figure:
+    """A case kept for the side-by-side figures (image, ground truth, heatmap) at the metric resolution."""
+
+    kind: str
+    cls: str
+    image_path: Path
+    label: int
+    score: float
+    image: np.ndarray
+    mask: np.ndarray
+    amap: np.ndarray
+
+
+@dataclass
+class EvalResult:
+    """Everything the reports need."""
+
+    classes: list[ClassResult]
+    images: list[ImageRecord]
+    figures: list[Figure]
+    settings: dict[str, Any]
+
+
+def select_references(cs: ClassSet, max_refs: int = 16) -> tuple[list[Sample], bool]:
+    """Up to ``max_refs`` good images, evenly spaced in sorted order (no tuning to individual images):
+    from ``train/good`` when there is one, else from ``test/good`` (then they must be held out: flag True)."""
+    pool, from_test = (cs.train_good, False) if cs.train_good else (cs.test_good, True)
+    pool = sorted(pool, key=lambda s: s.image.name)
+    if from_test:
+        max_refs = min(max_refs, len(pool) // 2)  # keep at least half the good images for scoring
+    if max_refs <= 0 or not pool:
+        return [], from_test
+    idx = np.unique(np.linspace(0, len(pool) - 1, num=min(max_refs, len(pool))).round().astype(int))
+    return [pool[i] for i in idx], from_test
+
+
+def _resize(a: np.ndarray, res: int, nearest: bool = False) -> np.ndarray:
+    if a.shape[:2] == (res, res):
+        return a
+    interp = cv2.INTER_NEAREST if nearest else cv2.INTER_AREA
+    return cv2.resize(a, (res, res), interpolation=interp)
+
+
+class _Keeper:
+    """Keeps the k best and k worst cases by image score without holding every map in memory."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+        self.top_defect: list[tuple[float, int, Figure]] = []
+        self.low_defect: list[tuple[float, int, Figure]] = []
+        self.top_good: list[tuple[float, int, Figure]] = []
+        self.n = 0
+
+    def offer(self, fig: Figure) -> None:
+        if self.k <= 0:
+            return
+        self.n += 1
+        heaps = (
+            [(self.top_defect, fig.score), (self.low_defect, -fig.score)]
+            if fig.label
+            else [(self.top_good, fig.score)]
+        )
+        for heap, key in heaps:
+            item = (key, self.n, fig)
+            if len(heap) < self.k:
+                heapq.heappush(heap, item)
+            elif key > heap[0][0]:
+                heapq.heapreplace(heap, item)
+
+    def figures(self) -> list[Figure]:
+        out = []
+        for kind, heap in (
+            ("best_defect", self.top_defect),
+            ("worst_defect", self.low_defect),
+            ("worst_good", self.top_good),
+        ):
+            for _, _, f in sorted(heap, key=lambda t: -t[0]):
+                f.kind = kind
+                out.append(f)
+        return out
+
+
+def evaluate_class(
+    cs: ClassSet,
+    prepared: PreparedScorer,
+    resolution: int = 256,
+    bins: int = DEFAULT_BINS,
+    figures_per_kind: int = 2,
+    fpr_limit: float = 0.3,
+    progress: bool = True,
+) -> tuple[ClassResult, list[ImageRecord], list[Figure]]:
+    """Score one class's test images (minus held-out ones); pixel metrics at ``resolution`` x ``resolution``."""
+    t0 = time.monotonic()
+    samples = [s for s in cs.test if s.image not in prepared.held_out]
+    acc = PixelAccumulator(bins)
+    records: list[ImageRecord] = []
+    keeper = _Keeper(figures_per_kind)
+    for s in tqdm(samples, desc=cs.name, unit="img", disable=not progress, leave=False):
+        image = read_rgb(s.image)
+        mask = read_mask(s, image.shape[:2])
+        t = time.monotonic()
+        amap, score = prepared.score(image)
+        seconds = time.monotonic() - t
+        if amap.shape != image.shape[:2]:
+            amap = cv2.resize(amap.astype(np.float32), (image.shape[1], image.shape[0]))
+        small_map = _resize(amap.astype(np.float32), resolution)
+        small_mask = _resize(mask.astype(np.uint8), resolution, nearest=True).astype(bool)
+        acc.add(small_map, small_mask)
+        records.append(ImageRecord(cs.name, s.image, s.label, s.defect, float(score), seconds))
+        keeper.offer(
+            Figure(
+                "", cs.name, s.image, s.label, float(score), _resize(image, resolution), small_mask, small_map
+            )
+        )
+    labels = np.array([r.label for r in records])
+    scores = np.array([r.score for r in records])
+    metrics = {**image_metrics(scores, labels), **acc.metrics(fpr_limit)}
+    result = ClassResult(
+        cs.name,
+        metrics,
+        int((labels == 0).sum()),
+        int((labels == 1).sum()),
+        len(cs.test) - len(samples),
+        seconds=time.monotonic() - t0,
+    )
+    if prepared.note:
+        result.notes.append(prepared.note)
+    if result.n_good == 0:
+        result.notes.append("no good test images: image metrics undefined")
+    if result.n_defect == 0:
+        result.notes.append("no defect test images: image and pixel metrics undefined")
+    log.info(
+        "class_evaluated",
+        cls=cs.name,
+        good=result.n_good,
+        defect=result.n_defect,
+        held_out=result.n_held_out,
+        seconds=round(result.seconds, 1),
+        **{k: (round(v, 4) if v is not None else "undefined") for k, v in metrics.items()},
+    )
+    return result, records, keeper.figures()
+
+
+def run_eval(
+    classes: Iterable[ClassSet],
+    factory: ScorerFactory,
+    resolution: int = 256,
+    bins: int = DEFAULT_BINS,
+    figures_per_kind: int = 2,
+    fpr_limit: float = 0.3,
+    progress: bool = True,
+    settings: dict[str, Any] | None = None,
+) -> EvalResult:
+    """Evaluate every class with the scorer ``factory`` makes for it; a class it cannot serve (returns None,
+    e.g. no good images for references) is reported with every metric undefined."""
+    results, images, figures = [], [], []
+    for cs in classes:
+        prepared = factory(cs)
+        if prepared is None:
+            results.append(
+                ClassResult(
+                    cs.name,
+                    dict.fromkeys(METRICS),
+                    len(cs.test_good),
+                    len(cs.test) - len(cs.test_good),
+                    notes=["no good images to build references from: not evaluated"],
+                )
+            )
+            log.warning("class_skipped", cls=cs.name, reason="no good images for references")
+            continue
+        res, recs, figs = evaluate_class(
+            cs, prepared, resolution, bins, figures_per_kind, fpr_limit, progress
+        )
+        results.append(res)
+        images.extend(recs)
+        figures.extend(figs)
+    info = {"resolution": resolution, "bins": bins, "fpr_limit": fpr_limit, **(settings or {})}
+    return EvalResult(results, images, figures, info)
+
+
+Foreground = Callable[[np.ndarray], np.ndarray | None]
+
+
+def reference_factory(
+    backbone: Any, coreset: int, max_refs: int = 16, foreground: Foreground | None = None
+) -> ScorerFactory:
+    """Reference mode per class: a memory bank from :func:`select_references`, scored with ``score_image``."""
+    from inspectd.reference import build_bank, score_image
+
+    def fg(image: np.ndarray) -> np.ndarray | None:
+        return foreground(image) if foreground is not None else None
+
+    def make(cs: ClassSet) -> PreparedScorer | None:
+        refs, from_test = select_references(cs, max_refs)
+        if len(refs) < 2:
+            return None
+        images = [read_rgb(s.image) for s in refs]
+        bank = build_bank(backbone, images, [fg(i) for i in images], coreset)
+        where = "test/good (held out of scoring)" if from_test else "train/good"
+        return PreparedScorer(
+            score=lambda image: score_image(backbone, bank, image, fg(image)),
+            held_out={s.image for s in refs} if from_test else set(),
+            note=f"{len(refs)} references from {where}",
+        )
+
+    return make
+
+
+def inspector_factory(inspector: Any, camera: str = "eval") -> ScorerFactory:
+    """Zero-shot (or any configured) mode through an inspector: ``inspect(frame)`` -> result with a map."""
+    from inspectd.frame import Frame
+
+    counter = iter(range(1 << 62))
+
+    def score(image: np.ndarray) -> tuple[np.ndarray, float]:
+        result = inspector.inspect(Frame(camera=camera, seq=next(counter), image=image))
+        if result.verdict.verdict == "error" or result.anomaly_map is None:
+            log.warning(
+                "eval_image_error",
+                reason=result.verdict.reason,
+                detail=result.verdict.detail,
+                action="scored as an all-zero map",
+            )
+            return np.zeros(image.shape[:2], dtype=np.float32), 0.0
+        return result.anomaly_map.astype(np.float32), float(result.verdict.score or 0.0)
+
+    return lambda cs: PreparedScorer(score=score)

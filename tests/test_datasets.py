@@ -1,0 +1,149 @@
+"""Benchmark layouts, reference selection, and the eval runner + reports on a generated miniature set."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from inspectd.errors import ImageError
+from inspectd.evaluate.datasets import ClassSet, Sample, load_mvtec, load_visa, read_mask
+from inspectd.evaluate.report import markdown_table, write_reports
+from inspectd.evaluate.runner import PreparedScorer, run_eval, select_references
+
+
+def _img(path: Path, spot: bool = False) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = np.full((32, 32, 3), 100, np.uint8)
+    if spot:
+        img[8:16, 8:16] = 250
+    cv2.imwrite(str(path), img)
+
+
+def _mask(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    m = np.zeros((32, 32), np.uint8)
+    m[8:16, 8:16] = 255
+    cv2.imwrite(str(path), m)
+
+
+def make_mvtec(root: Path, train: int = 2, good: int = 3, bad: int = 2) -> Path:
+    cls = root / "ds" / "widget"
+    for i in range(train):
+        _img(cls / "train" / "good" / f"{i:03d}.png")
+    for i in range(good):
+        _img(cls / "test" / "good" / f"{i:03d}.png")
+    for i in range(bad):
+        _img(cls / "test" / "scratch" / f"{i:03d}.png", spot=True)
+        _mask(cls / "ground_truth" / "scratch" / f"{i:03d}_mask.png")
+    return root
+
+
+def test_mvtec_layout_nested_classes_labels_and_masks(tmp_path):
+    root = make_mvtec(tmp_path)
+    (cs,) = load_mvtec(root)
+    assert cs.name == "ds/widget"
+    assert len(cs.train_good) == 2 and len(cs.test) == 5
+    assert [s.label for s in cs.test] == [0, 0, 0, 1, 1]
+    good, bad = cs.test[0], cs.test[-1]
+    assert good.mask is None and not read_mask(good, (32, 32)).any()
+    assert read_mask(bad, (32, 32)).sum() == 64
+    assert load_mvtec(root, ["widget"])[0].name == "ds/widget"
+    with pytest.raises(ImageError, match="not found"):
+        load_mvtec(root, ["gadget"])
+
+
+def test_defect_without_mask_is_an_error_naming_the_file(tmp_path):
+    root = make_mvtec(tmp_path)
+    (root / "ds" / "widget" / "ground_truth" / "scratch" / "001_mask.png").unlink()
+    with pytest.raises(ImageError, match=r"001_mask\.png"):
+        load_mvtec(root)
+
+
+def test_visa_layout_with_split_csv(tmp_path):
+    data = tmp_path / "candle" / "Data"
+    _img(data / "Images" / "Normal" / "0000.JPG")
+    _img(data / "Images" / "Normal" / "0001.JPG")
+    _img(data / "Images" / "Anomaly" / "0100.JPG", spot=True)
+    _mask(data / "Masks" / "Anomaly" / "0100.png")
+    (tmp_path / "split_csv").mkdir()
+    rows = [
+        "object,split,label,image,mask",
+        "candle,train,normal,candle/Data/Images/Normal/0000.JPG,",
+        "candle,test,normal,candle/Data/Images/Normal/0001.JPG,",
+        "candle,test,anomaly,candle/Data/Images/Anomaly/0100.JPG,candle/Data/Masks/Anomaly/0100.png",
+    ]
+    (tmp_path / "split_csv" / "1cls.csv").write_text("\n".join(rows) + "\n")
+    (cs,) = load_visa(tmp_path)
+    assert [s.image.name for s in cs.train_good] == ["0000.JPG"]
+    assert [(s.image.name, s.label) for s in cs.test] == [("0001.JPG", 0), ("0100.JPG", 1)]
+    assert read_mask(cs.test[1], (32, 32)).sum() == 64
+    (tmp_path / "split_csv" / "1cls.csv").unlink()
+    (cs,) = load_visa(tmp_path)
+    assert cs.train_good == [] and len(cs.test) == 3
+
+
+def _set(train: int, good: int) -> ClassSet:
+    return ClassSet(
+        "c",
+        [Sample(Path(f"tr{i:02d}.png"), 0, "good") for i in range(train)],
+        [Sample(Path(f"te{i:02d}.png"), 0, "good") for i in range(good)],
+    )
+
+
+def test_reference_selection_rules():
+    refs, from_test = select_references(_set(40, 10), 16)
+    assert not from_test and len(refs) == 16
+    assert refs[0].image.name == "tr00.png" and refs[-1].image.name == "tr39.png"  # evenly spaced, no picking
+    refs, from_test = select_references(_set(0, 10), 16)
+    assert from_test and len(refs) == 5  # at most half of test/good, the rest is scored
+    assert select_references(_set(0, 0), 16) == ([], True)
+
+
+def spot_scorer(image: np.ndarray) -> tuple[np.ndarray, float]:
+    """A real (trivial) detector for the generated set: brightness is the anomaly."""
+    amap = (image.mean(axis=2) / 255.0).astype(np.float32)
+    amap = np.where(amap > 0.5, amap, 0.1).astype(np.float32)
+    return amap, float(amap.max())
+
+
+def test_runner_end_to_end_with_hold_out_and_reports(tmp_path):
+    root = make_mvtec(tmp_path / "data", train=0, good=4, bad=3)
+    classes = load_mvtec(root)
+    held = {classes[0].test[0].image}
+    result = run_eval(
+        classes,
+        lambda cs: PreparedScorer(spot_scorer, held, "1 reference held out"),
+        resolution=16,
+        bins=64,
+        progress=False,
+    )
+    (c,) = result.classes
+    assert (c.n_good, c.n_defect, c.n_held_out) == (3, 3, 1)
+    assert c.metrics["image_auroc"] == 1.0 and c.metrics["pixel_auroc"] == 1.0
+    assert c.metrics["pixel_aupro"] == pytest.approx(1.0)
+    assert all(r.image not in held for r in result.images)
+    out = write_reports(result, tmp_path / "out")
+    table = markdown_table(result)
+    assert "| image AUROC | 100.0 | 100.0 |" in table and "16x16" in table
+    assert json.loads(out["json"].read_text())["classes"]["ds/widget"]["metrics"]["pixel_ap"] == 1.0
+    rows = list(csv.DictReader(out["images"].open()))
+    assert len(rows) == 6 and {r["label"] for r in rows} == {"0", "1"}
+    figures = sorted((tmp_path / "out" / "figures").glob("*.png"))
+    assert figures and cv2.imread(str(figures[0])).shape == (16, 16 * 3 + 8, 3)
+
+
+def test_class_without_good_images_is_undefined_not_a_crash(tmp_path):
+    root = make_mvtec(tmp_path, train=0, good=0, bad=2)
+    result = run_eval(load_mvtec(root), lambda cs: PreparedScorer(spot_scorer), resolution=16, progress=False)
+    (c,) = result.classes
+    assert c.metrics["image_auroc"] is None and c.metrics["pixel_auroc"] == 1.0
+    assert any("image metrics undefined" in n for n in c.notes)
+    assert "| image AUROC | – | – |" in markdown_table(result)
+    skipped = run_eval(load_mvtec(root), lambda cs: None, progress=False)
+    assert all(v is None for v in skipped.classes[0].metrics.values())
+    assert "not evaluated" in skipped.classes[0].notes[0]
