@@ -1,0 +1,279 @@
+"""argparse glue for `inspectd eval`, `inspectd reference` and `inspectd calibrate` (registered by cli.py)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from inspectd.errors import ConfigError, ModelNotFoundError
+from inspectd.logs import get_logger
+
+log = get_logger("cli_eval")
+
+
+def register(subparsers: Any, common: argparse.ArgumentParser | None = None) -> None:
+    """Add the eval, reference and calibrate commands to the main parser's subparsers."""
+    parents = [common] if common is not None else []
+
+    p = subparsers.add_parser(
+        "eval",
+        parents=parents,
+        help="measure detection quality on a benchmark folder (MVTec or VisA layout)",
+        description="Score every test image of each class and report image AUROC/AP/F1-max and pixel "
+        "AUROC/AP/F1-max/AUPRO@0.3 per class and their mean (metrics.md, .json, .csv, images.csv, figures/).",
+    )
+    p.add_argument("root", metavar="ROOT")
+    p.add_argument("--layout", choices=["mvtec", "visa"], default="mvtec")
+    p.add_argument("--classes", nargs="*", help="class folders (default: all under ROOT)")
+    p.add_argument("--mode", choices=["reference", "zero-shot"], default="reference")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--resolution", type=int, default=256, help="side at which pixel metrics are computed")
+    p.add_argument("--bins", type=int, default=4096, help="score histogram bins for pixel metrics")
+    p.add_argument("--max-references", type=int, default=16, help="good images per class for reference mode")
+    p.add_argument("--input-size", type=int, default=320, help="backbone input side (reference mode)")
+    p.add_argument("--coreset", type=int, help="memory bank rows (default: pipeline.reference_coreset)")
+    p.add_argument(
+        "--foreground",
+        choices=["isnet", "none"],
+        default="isnet",
+        help="restrict reference maps to the IS-Net foreground (default) or use whole images",
+    )
+    p.add_argument("--figures", type=int, default=2, help="figures per kind (best/worst) per class")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+    ref = subparsers.add_parser("reference", help="manage a camera's good-part memory bank (reference mode)")
+    rsub = ref.add_subparsers(dest="reference_command", metavar="ACTION", required=True)
+    p = rsub.add_parser(
+        "add",
+        parents=parents,
+        help="build CAMERA's memory bank from good-part images",
+        description="Build the camera's memory bank from good parts and store it in its "
+        "reference_dir (set in the config when it was empty).",
+    )
+    p.add_argument("camera", metavar="CAMERA")
+    p.add_argument("images", nargs="+", metavar="IMAGE|DIR")
+    p.add_argument(
+        "--dir",
+        metavar="DIR",
+        help="where to store the bank (default: cameras.CAMERA.reference_dir "
+        "or <state dir>/reference/CAMERA)",
+    )
+    p.add_argument("--no-foreground", action="store_true", help="use whole images, not the IS-Net foreground")
+    p.set_defaults(func=cmd_reference_add)
+    p = rsub.add_parser("show", parents=parents, help="describe CAMERA's memory bank")
+    p.add_argument("camera", metavar="CAMERA")
+    p.set_defaults(func=cmd_reference_show)
+
+    p = subparsers.add_parser(
+        "calibrate",
+        parents=parents,
+        help="set CAMERA's thresholds from good parts for a target false reject rate",
+        description="Inspect good parts with the camera's configured mode, choose the image and pixel thresholds "
+        "that reject at most --target-frr of them, show before/after and write them into the config.",
+    )
+    p.add_argument("camera", metavar="CAMERA")
+    p.add_argument("images", nargs="+", metavar="IMAGE|DIR")
+    p.add_argument("--target-frr", type=float, default=0.01, help="share of good parts allowed to fail")
+    p.add_argument("--dry-run", action="store_true", help="show the thresholds, leave the config as it is")
+    p.set_defaults(func=cmd_calibrate)
+
+
+def _settings(args: argparse.Namespace):
+    from inspectd.config import load_settings
+
+    overrides = {"models": {"dir": str(args.models_dir)}} if getattr(args, "models_dir", None) else {}
+    path = Path(args.config) if getattr(args, "config", None) else None
+    return load_settings(path, **overrides)
+
+
+def _collect(paths: list[str]) -> list[Path]:
+    from inspectd.evaluate.datasets import IMAGE_SUFFIXES
+
+    files: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        files.extend(
+            sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES) if p.is_dir() else [p]
+        )
+    return files
+
+
+def _isnet_folder(settings) -> Path:
+    p = Path(settings.models.isnet)
+    return p if p.is_absolute() else Path(settings.models.dir) / p
+
+
+def _foreground_fn(settings, device: str):
+    """IS-Net probability binarised as the inspector does it, or raise naming the install command."""
+    from inspectd.method.foreground import binarize
+    from inspectd.models.isnet import IsNet
+
+    net = IsNet.load(_isnet_folder(settings), device)
+    thr = settings.pipeline.foreground_threshold
+    return lambda image: binarize(net.predict(image), thr)
+
+
+def _backbone(settings, input_size: int = 320):
+    from inspectd.models.backbone import EfficientNetLite
+    from inspectd.models.device import select_device
+
+    backbone = EfficientNetLite.load(
+        settings.models.reference_backbone, select_device(settings.models.device)
+    )
+    backbone.input_size = input_size
+    return backbone
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Run the evaluation and write the reports."""
+    from inspectd.evaluate.datasets import load_dataset
+    from inspectd.evaluate.report import markdown_table, write_reports
+    from inspectd.evaluate.runner import inspector_factory, reference_factory, run_eval
+
+    settings = _settings(args)
+    classes = load_dataset(Path(args.root), args.layout, args.classes)
+    info: dict[str, Any] = {"mode": args.mode, "root": str(args.root), "layout": args.layout}
+    if args.mode == "reference":
+        backbone = _backbone(settings, args.input_size)
+        fg = _foreground_fn(settings, settings.models.device) if args.foreground == "isnet" else None
+        coreset = args.coreset or settings.pipeline.reference_coreset
+        factory = reference_factory(backbone, coreset, args.max_references, fg)
+        info.update(
+            backbone=backbone.model_id,
+            input_size=args.input_size,
+            coreset=coreset,
+            max_references=args.max_references,
+            foreground=args.foreground,
+        )
+    else:
+        from inspectd.inspector import Inspector
+        from inspectd.models.store import ModelStore
+
+        inspector = Inspector(settings, ModelStore(settings.models, settings.pipeline))
+        factory = inspector_factory(inspector, camera="eval")
+    result = run_eval(
+        classes,
+        factory,
+        args.resolution,
+        args.bins,
+        args.figures,
+        progress=not args.no_progress,
+        settings=info,
+    )
+    paths = write_reports(result, Path(args.out))
+    print(markdown_table(result))
+    print(f"reports in {args.out}: " + ", ".join(p.name for p in paths.values()) + ", figures/")
+    return 0
+
+
+def _bank_dir(settings, camera: str, explicit: str | None) -> Path:
+    from inspectd.config import default_state_dir
+
+    if explicit:
+        return Path(explicit)
+    cam = settings.camera(camera)
+    return Path(cam.reference_dir) if cam.reference_dir else default_state_dir() / "reference" / camera
+
+
+def cmd_reference_add(args: argparse.Namespace) -> int:
+    """Build and store a camera's memory bank; record its folder in the config when none was set."""
+    from inspectd.calibrate import write_camera_values
+    from inspectd.evaluate.datasets import read_rgb
+    from inspectd.reference import build_bank
+
+    settings = _settings(args)
+    folder = _bank_dir(settings, args.camera, args.dir)
+    files = _collect(args.images)
+    images = [read_rgb(f) for f in files]
+    fg = None if args.no_foreground else _foreground_fn(settings, settings.models.device)
+    foregrounds = [fg(i) if fg else None for i in images]
+    bank = build_bank(_backbone(settings), images, foregrounds, settings.pipeline.reference_coreset)
+    bank.meta["foreground"] = not args.no_foreground
+    bank.meta["sources"] = [str(f) for f in files]
+    bank.save(folder)
+    print(
+        f"camera {args.camera}: memory bank of {bank.meta['coreset']} patches from {len(files)} images "
+        f"({bank.meta['patches']} foreground patches) written to {folder}"
+    )
+    if args.config and settings.camera(args.camera).reference_dir != folder:
+        before = write_camera_values(Path(args.config), args.camera, {"reference_dir": str(folder)})
+        print(f"{args.config}: cameras.{args.camera}.reference_dir {before['reference_dir']} -> {folder}")
+    elif not args.config:
+        print(f'set cameras.{args.camera}.reference_dir = "{folder}" and mode = "reference" in the config')
+    return 0
+
+
+def cmd_reference_show(args: argparse.Namespace) -> int:
+    """Print a camera's bank metadata."""
+    from inspectd.reference import MemoryBank
+
+    settings = _settings(args)
+    folder = _bank_dir(settings, args.camera, None)
+    bank = MemoryBank.load(folder)
+    print(f"{folder}: {bank.features.shape[0]} x {bank.features.shape[1]} features")
+    for k, v in sorted(bank.meta.items()):
+        if k != "sources":
+            print(f"  {k}: {v}")
+    return 0
+
+
+def _ceil6(v: float) -> float:
+    """Round up to 6 decimals so the written threshold never fails more parts than computed."""
+    return min(1.0, math.ceil(v * 1e6) / 1e6)
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Inspect good parts through the configured mode; choose and write the thresholds."""
+    from inspectd.calibrate import calibrate, write_camera_values
+    from inspectd.evaluate.datasets import read_rgb
+    from inspectd.frame import Frame
+    from inspectd.inspector import Inspector
+    from inspectd.models.store import ModelStore
+
+    settings = _settings(args)
+    cam = settings.camera(args.camera)
+    files = _collect(args.images)
+    if not files:
+        raise ModelNotFoundError(f"no good-part images found in {' '.join(args.images)}")
+    inspector = Inspector(settings, ModelStore(settings.models, settings.pipeline))
+    scores, maps = [], []
+    for seq, f in enumerate(files):
+        result = inspector.inspect(Frame(camera=args.camera, seq=seq, image=read_rgb(f)))
+        v = result.verdict
+        if v.verdict == "error" or result.anomaly_map is None:
+            print(f"{f}: error ({v.reason}: {v.detail}); left out of calibration", file=sys.stderr)
+            continue
+        scores.append(float(v.score or 0.0))
+        maps.append(np.asarray(result.anomaly_map))
+    if not scores:
+        raise ConfigError(f"none of the {len(files)} images could be inspected with camera {args.camera!r}")
+    t = calibrate(scores, maps, args.target_frr)
+    old_fail = float(np.mean(np.asarray(scores) >= cam.image_threshold))
+    print(
+        f"camera {args.camera} ({cam.mode}), {t.n_images} good parts, target false reject rate {t.target_frr:.3f}"
+    )
+    print(
+        f"  image_threshold: {cam.image_threshold:.4f} -> {t.image:.4f} "
+        f"(good parts failing: {old_fail:.3f} -> {t.expected_frr:.3f})"
+    )
+    print(f"  pixel_threshold: {cam.pixel_threshold:.4f} -> {t.pixel:.4f}")
+    if args.dry_run:
+        print("dry run: config not changed")
+    elif not args.config:
+        raise ConfigError(
+            "calibrate writes the thresholds into the config: pass --config FILE (or --dry-run)"
+        )
+    else:
+        write_camera_values(
+            Path(args.config),
+            args.camera,
+            {"image_threshold": _ceil6(t.image), "pixel_threshold": _ceil6(t.pixel)},
+        )
+        print(f"written to {args.config} [cameras.{args.camera}]")
+    return 0

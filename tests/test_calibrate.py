@@ -1,0 +1,113 @@
+"""Thresholds from good parts, the config edit, and the reference/calibrate commands' glue."""
+
+from __future__ import annotations
+
+import argparse
+
+import cv2
+import numpy as np
+import pytest
+
+from inspectd.calibrate import calibrate, threshold_for_frr, write_camera_values
+from inspectd.cli_eval import register
+from inspectd.config import load_settings
+from inspectd.errors import ConfigError
+from inspectd.reference import MemoryBank
+
+CONFIG = """\
+# line 3 inspection
+[cameras.cam1]
+mode = "reference"  # good parts on file
+image_threshold = 0.5
+"""
+
+
+def test_threshold_for_frr_hand_cases():
+    scores = np.arange(1, 11) / 10.0  # 0.1 .. 1.0
+    t = threshold_for_frr(scores, 0.1)  # one of ten may fail: only 1.0
+    assert 0.9 < t < 0.9 + 1e-12
+    assert np.sum(scores >= t) == 1
+    assert threshold_for_frr(scores, 0.0) > 1.0 - 1e-12  # none may fail: just above the maximum
+    assert np.sum(scores >= threshold_for_frr(scores, 0.25)) == 2  # floor(2.5) = 2
+    with pytest.raises(ValueError, match="false reject"):
+        threshold_for_frr(scores, 1.0)
+
+
+def test_calibrate_image_and_pixel_thresholds():
+    scores = [0.2, 0.3, 0.4, 0.9]
+    maps = [np.full((4, 4), v, np.float32) for v in (0.1, 0.5, 0.3, 0.7)]
+    t = calibrate(scores, maps, target_frr=0.25)
+    assert 0.4 < t.image < 0.9 and t.expected_frr == pytest.approx(0.25)
+    assert 0.5 < t.pixel < 0.7  # the 0.7 map may show a region, the others not
+    assert t.n_images == 4
+
+
+def test_write_camera_values_keeps_comments_and_validates(tmp_path):
+    path = tmp_path / "inspectd.toml"
+    path.write_text(CONFIG)
+    before = write_camera_values(path, "cam1", {"image_threshold": 0.61, "pixel_threshold": 0.7})
+    assert before == {"image_threshold": 0.5, "pixel_threshold": None}
+    text = path.read_text()
+    assert "# line 3 inspection" in text and "# good parts on file" in text
+    cam = load_settings(path).camera("cam1")
+    assert (cam.image_threshold, cam.pixel_threshold) == (0.61, 0.7)
+    with pytest.raises(ConfigError, match=r"\[cameras.cam2\]"):
+        write_camera_values(path, "cam2", {"image_threshold": 0.1})
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", "-c")
+    common.add_argument("--models-dir")
+    parser = argparse.ArgumentParser(prog="inspectd")
+    register(parser.add_subparsers(dest="command", required=True), common)
+    return parser
+
+
+def test_commands_are_registered():
+    p = _parser()
+    a = p.parse_args(["eval", "/data", "--out", "o", "--classes", "a", "b", "--resolution", "128"])
+    assert (a.root, a.classes, a.resolution, a.mode, a.max_references) == (
+        "/data",
+        ["a", "b"],
+        128,
+        "reference",
+        16,
+    )
+    a = p.parse_args(["calibrate", "cam1", "x.png", "--target-frr", "0.02", "--config", "c.toml"])
+    assert (a.camera, a.images, a.target_frr, a.config) == ("cam1", ["x.png"], 0.02, "c.toml")
+    a = p.parse_args(["reference", "add", "cam1", "d/", "--no-foreground"])
+    assert a.func.__name__ == "cmd_reference_add" and a.no_foreground
+
+
+def test_reference_add_builds_bank_and_records_it_in_config(tmp_path, capsys):
+    good = tmp_path / "good"
+    good.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        cv2.imwrite(str(good / f"{i}.png"), rng.integers(90, 110, (64, 64, 3), dtype=np.uint8))
+    config = tmp_path / "inspectd.toml"
+    config.write_text(CONFIG)
+    bank_dir = tmp_path / "banks" / "cam1"
+    args = _parser().parse_args(
+        [
+            "reference",
+            "add",
+            "cam1",
+            str(good),
+            "--no-foreground",
+            "--dir",
+            str(bank_dir),
+            "--config",
+            str(config),
+        ]
+    )
+    assert args.func(args) == 0
+    bank = MemoryBank.load(bank_dir)
+    assert bank.meta["images"] == 3 and bank.meta["foreground"] is False
+    assert bank.features.shape[1] == 152
+    assert load_settings(config).camera("cam1").reference_dir == bank_dir
+    assert "reference_dir None ->" in capsys.readouterr().out
+    show = _parser().parse_args(["reference", "show", "cam1", "--config", str(config)])
+    assert show.func(show) == 0
+    assert "152 features" in capsys.readouterr().out
