@@ -95,6 +95,13 @@ class PipelineConfig(Section):
     """The zero-shot method's knobs; defaults follow the poster and need no per-product tuning."""
 
     foreground_threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    max_hole_fraction: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="holes in the foreground up to this fraction of the largest object are filled (defects); "
+        "larger ones (bores) stay background",
+    )
     min_component_area: float = Field(
         0.002, gt=0.0, lt=1.0, description="components smaller than this fraction of the frame are dropped"
     )

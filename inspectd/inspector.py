@@ -170,7 +170,9 @@ class Inspector:
         prob = self.store.isnet().predict(plan.image)
         plan.timed("foreground", t0)
         t0 = time.perf_counter()
-        plan.foreground = binarize(prob, self.settings.pipeline.foreground_threshold)
+        plan.foreground = binarize(
+            prob, self.settings.pipeline.foreground_threshold, self.settings.pipeline.max_hole_fraction
+        )
         min_area = max(
             1, int(self.settings.pipeline.min_component_area * plan.image.shape[0] * plan.image.shape[1])
         )
@@ -222,7 +224,7 @@ class Inspector:
         tcfg = self.settings.pipeline.tiling
         hw = plan.image.shape[:2]
         per_comp = [plan_tiles(c.bbox, hw, plan.complexity, tcfg, component=c.index) for c in plan.components]
-        per_comp = limit_frame_tiles(per_comp, tcfg.max_tiles_per_frame)
+        per_comp = limit_frame_tiles(per_comp, tcfg.max_tiles_per_frame, overlap=tcfg.overlap, image_hw=hw)
         plan.tiles = [t for tiles in per_comp for t in tiles]
         size = self.settings.pipeline.tile_input
         pixels = np.empty((len(plan.tiles), size, size, 3), np.uint8)

@@ -67,6 +67,17 @@ def test_fill_holes_uses_four_connected_background() -> None:
     assert filled[1:6, 1:6].all() and filled.sum() == 25
 
 
+def test_large_holes_stay_open_small_ones_are_filled() -> None:
+    prob = _prob()
+    prob[20:100, 20:100] = 0.9  # 6400 px object
+    prob[40:60, 40:60] = 0.0  # 400 px bore: 6 % of the object
+    prob[80:84, 80:84] = 0.0  # 16 px dark defect: 0.25 % of the object
+    mask = binarize(prob, 0.5, max_hole_fraction=0.05)
+    assert not mask[42:58, 42:58].any()
+    assert mask[80:84, 80:84].all()
+    assert binarize(prob, 0.5, max_hole_fraction=0.1)[42:58, 42:58].all()
+
+
 def test_binarize_refuses_non_2d_probability() -> None:
     with pytest.raises(ValueError, match=r"\(H, W\)"):
         binarize(np.zeros((4, 4, 1), np.float32), 0.5)

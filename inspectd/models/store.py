@@ -26,11 +26,12 @@ from inspectd.models.device import select_device, weight_dtype
 from inspectd.models.sam import SamMasker
 
 if TYPE_CHECKING:
+    from inspectd.models.backbone import EfficientNetLite
     from inspectd.models.isnet import IsNet
 
 log = get_logger("models.store")
 T = TypeVar("T")
-MODEL_NAMES = ("clipseg", "clip", "sam", "isnet")
+MODEL_NAMES = ("clipseg", "clip", "sam", "isnet", "backbone")
 
 
 def resolve_model_path(models_dir: Path, name: str, hub_ok: bool) -> Path | str:
@@ -117,6 +118,14 @@ class ModelStore:
             "isnet", lambda: IsNet.load(Path(self._path(self.models.isnet, False)), self.device.type)
         )
 
+    def backbone(self) -> EfficientNetLite:
+        """The ImageNet backbone of the reference (few good parts) mode."""
+        from inspectd.models.backbone import EfficientNetLite
+
+        return self._get(
+            "backbone", lambda: EfficientNetLite.load(self.models.reference_backbone, self.device)
+        )
+
     def text_features(self, which: Literal["clipseg", "clip"], texts: list[str]) -> torch.Tensor:
         """(T, D) float32 text features, from memory or disk when ``pipeline.text_cache``; do not modify."""
         if which not in ("clipseg", "clip"):
@@ -192,6 +201,8 @@ class ModelStore:
                 model.encode_images(np.zeros((1, model.input_size, model.input_size, 3), np.uint8))
             elif isinstance(model, SamMasker):
                 model.masks(np.zeros((64, 64, 3), np.uint8))
+            elif name == "backbone":
+                model.features(np.zeros((1, 64, 64, 3), np.uint8))
             else:
                 model.predict(np.zeros((64, 64, 3), np.uint8))
             log.info("model_warm", model=name)

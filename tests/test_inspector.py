@@ -1,0 +1,82 @@
+"""The whole method on one frame: real IS-Net, tiny random CLIPSeg/SAM through their real loaders."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from inspectd.frame import Frame
+from inspectd.inspector import Inspector
+from inspectd.samples import make_part
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def part_result(inspector: Inspector):
+    sample = make_part(480, 360, "scratch", seed=3)
+    result = inspector.inspect(Frame(camera="cam", seq=1, image=sample.image, part_id="P-1"))
+    return sample, result
+
+
+def test_verdict_carries_everything_the_line_needs(part_result):
+    _, result = part_result
+    v = result.verdict
+    assert v.verdict in ("pass", "fail"), v
+    assert v.part_id == "P-1" and v.seq == 1 and v.camera == "cam"
+    assert 0.0 <= v.score <= 1.0
+    assert v.components == 1
+    assert v.tiles >= 1
+    for stage in ("foreground", "components", "complexity", "tiling", "clipseg_winclip", "fusion", "verdict"):
+        assert stage in v.stage_ms, stage
+    assert set(v.models) >= {"isnet", "clipseg", "sam"}
+
+
+def test_anomaly_map_is_frame_sized_and_zero_outside_the_part(part_result):
+    sample, result = part_result
+    amap = result.anomaly_map
+    assert amap.shape == sample.image.shape[:2] and amap.dtype == np.float32
+    assert amap.min() >= 0.0 and amap.max() <= 1.0
+    background = ~result.foreground
+    assert np.all(amap[background] == 0.0)
+    assert amap[result.foreground].max() > 0.0
+    iou = (result.foreground & sample.object_mask).sum() / (result.foreground | sample.object_mask).sum()
+    assert iou > 0.9
+
+
+def test_image_score_is_max_of_component_means(part_result):
+    _, result = part_result
+    # one component: its score is the mean of its tile scores, and the map is weighted by it
+    assert result.anomaly_map.max() <= result.verdict.score + 1e-6
+
+
+def test_plain_background_is_an_error_no_foreground(inspector: Inspector):
+    empty = np.full((240, 320, 3), 200, np.uint8)
+    v = inspector.inspect(Frame(camera="cam", seq=2, image=empty, part_id="P-2")).verdict
+    assert v.verdict == "error" and v.reason == "no_foreground" and v.part_id == "P-2"
+
+
+def test_too_large_frame_is_refused_with_the_limit_named(inspector: Inspector):
+    limit = inspector.settings.pipeline.max_image_pixels
+    side = int(np.sqrt(limit)) + 2
+    big = np.zeros((side, side, 3), np.uint8)
+    v = inspector.inspect(Frame(camera="cam", seq=3, image=big)).verdict
+    assert v.verdict == "error" and v.reason == "image_too_large"
+    assert "pipeline.max_image_pixels" in v.detail
+
+
+def test_frame_without_image_gets_its_source_error(inspector: Inspector):
+    frame = Frame(
+        camera="cam", seq=4, image=None, part_id="P-4", error="truncated JPEG", error_reason="decode_error"
+    )
+    v = inspector.inspect(frame).verdict
+    assert (v.verdict, v.reason, v.detail, v.part_id) == ("error", "decode_error", "truncated JPEG", "P-4")
+
+
+def test_complexity_is_cached_per_camera(inspector: Inspector):
+    image = make_part(320, 240, None, seed=5).image
+    inspector.complexity_cache.invalidate("cache-cam")
+    first = inspector.inspect(Frame(camera="cache-cam", seq=1, image=image)).verdict
+    second = inspector.inspect(Frame(camera="cache-cam", seq=2, image=image)).verdict
+    assert "complexity" in first.stage_ms
+    assert "complexity" not in second.stage_ms
