@@ -14,6 +14,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from inspectd.config import MqttConfig
+from inspectd.errors import ConfigError
 from inspectd.frame import Defect, Verdict
 from inspectd.sinks.mqtt import WINDOW, MqttSink
 from tests.plugins.broker import Broker, Subscriber
@@ -240,3 +241,33 @@ def test_throughput_on_local_broker(mosquitto: Broker, tmp_path, qos: int) -> No
     assert _seqs(sub, "plant/cam1/verdict") == list(range(1, n + 1))
     sink.stop(1.0)
     sub.close()
+
+
+def test_missing_tls_file_is_a_config_error_naming_the_key(tmp_path) -> None:
+    cfg = MqttConfig(spool_dir=tmp_path / "spool", tls={"enabled": True, "ca_file": tmp_path / "ca.pem"})
+    with pytest.raises(ConfigError, match=r"mqtt\.tls\.ca_file"):
+        MqttSink(cfg, ["cam1"], lambda c, p: None)
+
+
+def test_failing_on_trigger_does_not_stop_later_triggers(mosquitto: Broker, tmp_path) -> None:
+    got: list[str] = []
+
+    def on_trigger(camera: str, payload: str) -> None:
+        got.append(payload)
+        if payload == "boom":
+            raise RuntimeError("daemon bug")
+
+    sink = MqttSink(_cfg(mosquitto, tmp_path), ["cam1"], on_trigger)
+    sink.start()
+    _wait(lambda: sink.connected)
+    time.sleep(0.2)
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="plc2")
+    pub.connect(mosquitto.host, mosquitto.port)
+    pub.loop_start()
+    for text in ("boom", "A-2"):
+        pub.publish("plant/cam1/trigger", text, qos=1).wait_for_publish(2)
+    _wait(lambda: got == ["boom", "A-2"])
+    assert sink.connected
+    pub.loop_stop()
+    pub.disconnect()
+    sink.stop(1.0)

@@ -141,8 +141,8 @@ class MqttSink:
             if self._connected:
                 self._publish(topic, payload, self.cfg.verdict_qos, False)
             return
-        self._counts["spooled"] += 1
         with self._cond:
+            self._counts["spooled"] += 1
             self._cond.notify_all()
 
     def publish_heatmap(self, camera: str, data: bytes) -> None:
