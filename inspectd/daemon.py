@@ -5,7 +5,6 @@ Only this module (and the CLI) knows that all the parts exist.
 
 from __future__ import annotations
 
-import json
 import signal
 import threading
 import time
@@ -24,7 +23,7 @@ from inspectd.metrics import Metrics
 from inspectd.models.store import ModelStore
 from inspectd.scheduler import Scheduler
 from inspectd.sinks.mqtt import MqttSink
-from inspectd.sources.base import FrameSource, PartIdLatch
+from inspectd.sources.base import FrameSource, PartIdLatch, parse_trigger
 from inspectd.sources.runner import make_source, run_source
 from inspectd.systemd import Notifier
 
@@ -120,6 +119,8 @@ class Daemon:
         )
         self.last_progress = time.monotonic()
         self.verdicts = 0
+        self._was_healthy = True
+        self._counted: dict[str, dict[str, int]] = {}
         self._lock = threading.Lock()
 
     # ---- start-up ------------------------------------------------------------------------------------------
@@ -211,17 +212,15 @@ class Daemon:
 
     def _on_trigger(self, camera: str, payload: str) -> None:
         latch = self.latches.get(camera)
-        if latch is None:
-            log.warning("trigger_unknown_camera", camera=camera)
+        part_id, trigger_id = parse_trigger(payload)
+        if latch is None or part_id is None:
+            log.warning(
+                "trigger_ignored",
+                camera=camera,
+                payload=payload[:200],
+                reason="unknown camera" if latch is None else "empty part id",
+            )
             return
-        part_id, trigger_id = payload.strip(), None
-        if part_id.startswith("{"):
-            try:
-                data = json.loads(part_id)
-                part_id, trigger_id = str(data["part_id"]), data.get("trigger_id")
-            except (ValueError, KeyError, TypeError) as exc:
-                log.warning("trigger_malformed", camera=camera, payload=payload[:200], error=str(exc))
-                return
         latch.set(part_id, trigger_id)
         log.info("trigger", camera=camera, part_id=part_id, trigger_id=trigger_id)
 
@@ -246,7 +245,7 @@ class Daemon:
 
     def healthy(self, now: float) -> bool:
         """Progress for the watchdog: frames advance, or nothing waits (sources idle by design)."""
-        stall = (self.notifier.watchdog_s or 30.0) / 2
+        stall = (self.notifier.watchdog_s or 120.0) / 2
         return self.scheduler.pending() == 0 or now - self.last_progress < stall
 
     def status_line(self) -> str:
@@ -259,6 +258,17 @@ class Daemon:
             f"cameras {up}/{len(self.states)} connected, {fps:.1f} fps in, {self.verdicts} verdicts, "
             f"queue {self.scheduler.pending()}, mqtt {mqtt}, spool {spool}"
         )
+
+    def _update_counters(self) -> None:
+        """Carry the sources' and scheduler's own counters into the Prometheus metrics."""
+        self.metrics.queue_depth.set(self.scheduler.pending())
+        for name, source in self.sources.items():
+            seen = self._counted.setdefault(name, {"malformed": 0, "dropped": 0})
+            malformed = source.stats.get("malformed", 0)
+            dropped = source.stats.get("dropped", 0) + self.scheduler.stats.dropped_by_camera.get(name, 0)
+            self.metrics.malformed.labels(name).inc(malformed - seen["malformed"])
+            self.metrics.frames_dropped.labels(name).inc(dropped - seen["dropped"])
+            seen.update(malformed=malformed, dropped=dropped)
 
     def reload(self) -> None:
         """SIGHUP: re-read the config; apply thresholds, prompts and heatmap settings, name what needs a restart."""
@@ -304,16 +314,22 @@ class Daemon:
                 self.reload_event.clear()
                 self.reload()
             now = time.monotonic()
-            if self.healthy(now):
+            healthy = self.healthy(now)
+            if healthy:
                 self.notifier.watchdog()
-            else:
-                log.error(
-                    "no_progress",
-                    pending=self.scheduler.pending(),
-                    since_s=round(now - self.last_progress, 1),
-                )
+            if healthy != self._was_healthy:
+                self._was_healthy = healthy
+                if healthy:
+                    log.info("progress_resumed", pending=self.scheduler.pending())
+                else:
+                    log.error(
+                        "no_progress",
+                        pending=self.scheduler.pending(),
+                        since_s=round(now - self.last_progress, 1),
+                        detail="frames wait but no verdict came out; the systemd watchdog will restart inspectd",
+                    )
             self.notifier.status(self.status_line())
-            self.metrics.queue_depth.set(self.scheduler.pending())
+            self._update_counters()
             if self.sink is not None:
                 self.metrics.mqtt_connected.set(1 if self.sink.connected else 0)
                 self.metrics.spool_depth.set(self.sink.spool_depth)
@@ -324,9 +340,9 @@ class Daemon:
         self.stop_event.set()
         self.notifier.stopping()
         log.info("shutting_down", pending=self.scheduler.pending())
+        drained = self.scheduler.stop(self.settings.scheduler.drain_timeout_s)
         for t in self.threads:
             t.join(timeout=5.0)
-        drained = self.scheduler.stop(self.settings.scheduler.drain_timeout_s)
         if self.sink is not None:
             self.sink.stop(timeout=5.0)
         self.metrics.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -50,6 +50,7 @@ class SchedulerStats:
     batch_tiles: int = 0
     batch_full: int = 0
     batch_sizes: list[int] = field(default_factory=list)
+    dropped_by_camera: Counter[str] = field(default_factory=Counter)
 
 
 class _CameraQueue:
@@ -139,6 +140,7 @@ class Scheduler:
         """Answer a frame that will not be inspected: an error verdict if it names a part, else a count."""
         if ticket.frame.part_id is None and reason == "overloaded":
             self.stats.dropped += 1
+            self.stats.dropped_by_camera[ticket.camera] += 1
             log.debug("frame_dropped", camera=ticket.camera, seq=ticket.frame.seq, reason=reason)
             self._complete(ticket, None)
             return
