@@ -2,7 +2,9 @@
 
 Every verdict is appended to the on-disk :class:`Spool` first; a sender thread publishes spooled verdicts in
 order with a bounded in-flight window and removes each only when the broker acknowledged it (QoS 0: once
-written). While the broker is away verdicts wait in the spool; paho re-sends the in-flight ones on reconnect.
+written). While the broker is away verdicts wait in the spool; paho re-sends the in-flight ones on reconnect,
+and new verdicts wait until those are acknowledged, so the order holds across outages. QoS 0 verdicts that
+were in flight at a disconnect are sent again from the spool.
 
 Duplicates: within one daemon run a verdict is published once; paho re-sends it (DUP flag) only when its
 PUBACK was lost with the connection, the one case in which the broker may forward it twice. After a crash
@@ -51,7 +53,9 @@ class MqttSink:
         self._cond = threading.Condition()
         self._connected = False
         self._ever_connected = False
-        self._inflight: dict[int, int] = {}
+        self._inflight: dict[int, tuple[int, int]] = {}
+        self._draining = False
+        self._rewind_to: int | None = None
         self._early_acks: set[int] = set()
         self._last_sent = 0
         self._states: dict[str, bytes] = {}
@@ -202,13 +206,15 @@ class MqttSink:
                 self._early_acks.discard(info.mid)
                 self._acked(spool_id)
             else:
-                self._inflight[info.mid] = spool_id
+                self._inflight[info.mid] = (spool_id, qos)
         return True
 
     def _acked(self, spool_id: int) -> None:
         if spool_id != _NO_SPOOL:
             self.spool.ack(spool_id)
             self._counts["published"] += 1
+        if self._draining and all(sid == _NO_SPOOL for sid, _ in self._inflight.values()):
+            self._draining = False
         self._cond.notify_all()
 
     def _send_loop(self) -> None:
@@ -220,17 +226,24 @@ class MqttSink:
                         self._stop.is_set()
                         or (
                             self._connected
+                            and not self._draining
                             and len(self._inflight) < WINDOW
                             and self.spool.has_after(self._last_sent)
                         )
                     ),
                     0.5,
                 )
+                if self._rewind_to is not None:
+                    self._last_sent = min(self._last_sent, self._rewind_to)
+                    self._rewind_to = None
                 room = WINDOW - len(self._inflight)
-            if self._stop.is_set() or not self._connected or room <= 0:
+                ready = self._connected and not self._draining and room > 0
+            if self._stop.is_set() or not ready:
                 continue
             for item in self.spool.peek(room, after=self._last_sent):
-                if not self._connected or not self._publish(item.topic, item.payload, qos, False, item.id):
+                if self._draining or not self._connected:
+                    break
+                if not self._publish(item.topic, item.payload, qos, False, item.id):
                     break
                 self._last_sent = item.id
 
@@ -262,6 +275,11 @@ class MqttSink:
         with self._cond:
             was = self._connected
             self._connected = False
+            lost = [mid for mid, (_, qos) in self._inflight.items() if qos == 0]
+            lost_ids = [sid for sid, _ in (self._inflight.pop(mid) for mid in lost) if sid != _NO_SPOOL]
+            if lost_ids:
+                self._rewind_to = min(lost_ids) - 1
+            self._draining = any(sid != _NO_SPOOL for sid, _ in self._inflight.values())
             self._cond.notify_all()
         if was:
             self.log.warning(
@@ -276,7 +294,7 @@ class MqttSink:
     ) -> None:
         with self._cond:
             if mid in self._inflight:
-                self._acked(self._inflight.pop(mid))
+                self._acked(self._inflight.pop(mid)[0])
             else:
                 self._early_acks.add(mid)
 
