@@ -1,0 +1,240 @@
+"""The daemon with real parts: Mosquitto, ZeroMQ sockets, OpenCV video files, real IS-Net + tiny models.
+
+What the PLC sees is checked with a real paho subscriber. In-process daemons share the session's model
+store so the networks load once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+import zmq
+
+from inspectd.daemon import Daemon
+from inspectd.localbroker import free_port
+from inspectd.samples import make_part, write_clip
+from tests.plugins.broker import Subscriber
+from tests.plugins.pipeline import tiny_settings
+
+pytestmark = pytest.mark.slow
+
+PREFIX = "t"
+
+
+def daemon_settings(models_dir: Path, tmp_path: Path, broker, cameras: dict, **extra):
+    return tiny_settings(
+        models_dir,
+        tmp_path / "cache",
+        mqtt={
+            "host": broker.host,
+            "port": broker.port,
+            "prefix": PREFIX,
+            "spool_dir": str(tmp_path / "spool"),
+            "reconnect_max_s": 1.0,
+            "heatmap_format": "png",
+        },
+        cameras=cameras,
+        **extra,
+    )
+
+
+@contextlib.contextmanager
+def running(daemon: Daemon):
+    daemon.start()
+    thread = threading.Thread(target=daemon.supervise, kwargs={"tick": 0.2}, daemon=True)
+    thread.start()
+    try:
+        yield daemon
+    finally:
+        daemon.stop_event.set()
+        thread.join(10)
+        daemon.shutdown()
+
+
+def verdicts(sub: Subscriber, camera: str, n: int, timeout: float) -> list[dict]:
+    return [json.loads(m.payload) for m in sub.wait_for(f"{PREFIX}/{camera}/verdict", n, timeout)]
+
+
+def png(seed: int, defect: str | None = None) -> bytes:
+    ok, buf = cv2.imencode(".png", make_part(256, 192, defect, seed=seed).image[..., ::-1])
+    assert ok
+    return buf.tobytes()
+
+
+class Pusher:
+    """A camera process pushing frames to the daemon's bound PULL socket."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.PUSH)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.connect(endpoint)
+
+    def send(self, header: dict, body: bytes) -> None:
+        self.sock.send_multipart([json.dumps(header).encode(), body])
+
+    def send_parts(self, parts: list[bytes]) -> None:
+        self.sock.send_multipart(parts)
+
+    def close(self) -> None:
+        self.sock.close()
+        self.ctx.term()
+
+
+def zmq_camera(port: int, live: bool = True, **source) -> dict:
+    return {
+        "source": {
+            "kind": "zmq",
+            "uri": f"tcp://127.0.0.1:{port}",
+            "zmq_socket": "pull",
+            "zmq_bind": True,
+            "live": live,
+            **source,
+        }
+    }
+
+
+def test_video_file_through_opencv_source_gives_every_verdict_in_order(
+    models_dir, store, mosquitto, tmp_path
+):
+    clip = write_clip(tmp_path / "clip.avi", frames=4, width=256, height=192)
+    settings = daemon_settings(
+        models_dir, tmp_path, mosquitto, {"line": {"source": {"kind": "opencv", "uri": str(clip)}}}
+    )
+    sub = Subscriber(mosquitto, [f"{PREFIX}/#"])
+    daemon = Daemon(settings, store=store)
+    with running(daemon):
+        got = verdicts(sub, "line", 4, timeout=180)
+        heat = sub.wait_for(f"{PREFIX}/line/heatmap", 1, timeout=30)[0]
+    assert [v["seq"] for v in got] == [1, 2, 3, 4]
+    assert all(v["verdict"] in ("pass", "fail") and v["camera"] == "line" for v in got)
+    assert heat.payload.startswith(b"\x89PNG")
+    status = sub.wait_for(f"{PREFIX}/status", 2, timeout=10)
+    assert [m.payload for m in status] == [b"online", b"offline"]
+    states = [json.loads(m.payload)["state"] for m in sub.messages[f"{PREFIX}/line/state"]]
+    assert "connected" in states and states[-1] in ("ended", "stopped")
+    sub.close()
+
+
+def test_zmq_part_ids_malformed_messages_and_triggers(models_dir, store, mosquitto, tmp_path):
+    port = free_port()
+    settings = daemon_settings(models_dir, tmp_path, mosquitto, {"zcam": zmq_camera(port)})
+    sub = Subscriber(mosquitto, [f"{PREFIX}/#"])
+    daemon = Daemon(settings, store=store)
+    with running(daemon):
+        cam = Pusher(f"tcp://127.0.0.1:{port}")
+        time.sleep(0.5)
+        cam.send(
+            {
+                "part_id": "A-1",
+                "trigger_id": "T-1",
+                "encoding": "png",
+                "timestamp": "2026-11-30T08:15:02.113Z",
+            },
+            png(1),
+        )
+        time.sleep(0.3)  # a live source skips queued anonymous messages; give each its turn
+        cam.send_parts([b"only one part"])  # malformed: counted and dropped
+        time.sleep(0.3)
+        cam.send_parts([b"{not json", b"xx"])  # malformed: counted and dropped
+        time.sleep(0.3)
+        cam.send(
+            {"part_id": "A-2", "encoding": "jpeg"}, b"definitely not a jpeg"
+        )  # names a part: error verdict
+        got = verdicts(sub, "zcam", 2, timeout=120)
+        sub.client.publish(f"{PREFIX}/zcam/trigger", "A-3", qos=1).wait_for_publish(5)
+        time.sleep(1.0)
+        cam.send({"encoding": "png"}, png(2))
+        got = verdicts(sub, "zcam", 3, timeout=120)
+        cam.close()
+        malformed = daemon.sources["zcam"].stats["malformed"]
+    first, second, third = got
+    assert (first["part_id"], first["trigger_id"], first["verdict"]) == ("A-1", "T-1", first["verdict"])
+    assert first["verdict"] in ("pass", "fail")
+    assert first["captured_at"].startswith("2026-11-30T08:15:02.113")
+    assert (second["part_id"], second["verdict"], second["reason"]) == ("A-2", "error", "decode_error")
+    assert third["part_id"] == "A-3" and third["verdict"] in ("pass", "fail")
+    assert malformed == 2
+    sub.close()
+
+
+def test_broker_restart_mid_stream_delivers_every_verdict_in_order(
+    models_dir, store, mosquitto_factory, tmp_path
+):
+    broker = mosquitto_factory(persistence=True)
+    clip = write_clip(tmp_path / "clip.avi", frames=5, width=256, height=192)
+    settings = daemon_settings(
+        models_dir, tmp_path, broker, {"line": {"source": {"kind": "opencv", "uri": str(clip)}}}
+    )
+    sub = Subscriber(broker, [f"{PREFIX}/line/verdict"], persistent=True)
+    daemon = Daemon(settings, store=store)
+    with running(daemon):
+        verdicts(sub, "line", 1, timeout=120)
+        broker.stop()
+        deadline = time.monotonic() + 120
+        while daemon.verdicts < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert daemon.sink.spool_depth >= 1, "verdicts made while the broker is away wait in the spool"
+        broker.start()
+        got = verdicts(sub, "line", 5, timeout=180)
+    seqs = [v["seq"] for v in got]
+    assert seqs == [1, 2, 3, 4, 5], seqs
+    time.sleep(0.5)
+    assert len(sub.messages[f"{PREFIX}/line/verdict"]) == 5, "each part exactly once"
+    sub.close()
+
+
+def test_stalled_camera_reconnects_and_recovers(models_dir, store, mosquitto, tmp_path):
+    port = free_port()
+    cam_cfg = zmq_camera(port, stall_s=1.0, reconnect_max_s=0.5, read_timeout_s=0.5)
+    settings = daemon_settings(models_dir, tmp_path, mosquitto, {"zcam": cam_cfg})
+    sub = Subscriber(mosquitto, [f"{PREFIX}/#"])
+    daemon = Daemon(settings, store=store)
+    with running(daemon):
+        cam = Pusher(f"tcp://127.0.0.1:{port}")
+        time.sleep(0.5)
+        cam.send({"part_id": "B-1", "encoding": "png"}, png(3))
+        verdicts(sub, "zcam", 1, timeout=120)
+        time.sleep(3.0)  # the camera goes quiet: stall watchdog fires
+        states = [json.loads(m.payload)["state"] for m in sub.messages[f"{PREFIX}/zcam/state"]]
+        assert "stalled" in states and "reconnecting" in states, states
+        for _ in range(20):  # the camera comes back: PUSH reconnects to the re-bound socket
+            cam.send({"part_id": "B-2", "encoding": "png"}, png(4))
+            with contextlib.suppress(AssertionError):
+                got = verdicts(sub, "zcam", 2, timeout=3)
+                break
+        else:
+            raise AssertionError("no verdict after the camera resumed")
+        cam.close()
+    assert got[1]["part_id"] == "B-2"
+    last_states = [json.loads(m.payload)["state"] for m in sub.messages[f"{PREFIX}/zcam/state"]]
+    assert "connected" in last_states[last_states.index("stalled") :]
+    sub.close()
+
+
+def test_overload_answers_every_part(models_dir, store, mosquitto, tmp_path):
+    port = free_port()
+    settings = daemon_settings(
+        models_dir, tmp_path, mosquitto, {"zcam": zmq_camera(port)}, scheduler={"queue_frames": 1}
+    )
+    sub = Subscriber(mosquitto, [f"{PREFIX}/zcam/verdict"])
+    daemon = Daemon(settings, store=store)
+    with running(daemon):
+        cam = Pusher(f"tcp://127.0.0.1:{port}")
+        time.sleep(0.5)
+        body = png(5)
+        for i in range(6):
+            cam.send({"part_id": f"C-{i}", "encoding": "png"}, body)
+        got = verdicts(sub, "zcam", 6, timeout=240)
+        cam.close()
+    assert sorted(v["part_id"] for v in got) == [f"C-{i}" for i in range(6)]
+    reasons = [v["reason"] for v in got if v["verdict"] == "error"]
+    assert reasons and set(reasons) == {"overloaded"}, got
+    assert [v["seq"] for v in got] == sorted(v["seq"] for v in got), "per-camera order is kept"
+    sub.close()
