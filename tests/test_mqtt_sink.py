@@ -45,6 +45,19 @@ def _wait(pred, timeout: float = 5.0) -> None:
         time.sleep(0.02)
 
 
+def _plc(broker: Broker, client_id: str, probed: threading.Event, topic: str) -> mqtt.Client:
+    """A PLC-side publisher, returned once the sink demonstrably receives on ``topic`` (probe payloads)."""
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+    pub.connect(broker.host, broker.port)
+    pub.loop_start()
+    deadline = time.monotonic() + 5
+    while not probed.is_set():
+        assert time.monotonic() < deadline, "sink never subscribed to the trigger topic"
+        pub.publish(topic, "probe", qos=1).wait_for_publish(2)
+        probed.wait(0.05)
+    return pub
+
+
 def _seqs(sub: Subscriber, topic: str) -> list[int]:
     return [json.loads(m.payload)["seq"] for m in sub.messages[topic]]
 
@@ -82,7 +95,7 @@ def test_last_will_is_offline_when_connection_dies(mosquitto: Broker, tmp_path) 
 
 
 def test_verdict_json_round_trip_and_state_retained(mosquitto: Broker, tmp_path) -> None:
-    sub = Subscriber(mosquitto, ["plant/+/verdict", "plant/+/heatmap"])
+    sub = Subscriber(mosquitto, ["plant/+/verdict", "plant/+/heatmap", "plant/+/state"])
     sink = MqttSink(_cfg(mosquitto, tmp_path), ["cam1"], lambda c, p: None)
     sink.start()
     _wait(lambda: sink.connected)
@@ -99,6 +112,7 @@ def test_verdict_json_round_trip_and_state_retained(mosquitto: Broker, tmp_path)
     assert msg.qos == 1 and not msg.retain
     assert sub.wait_for("plant/cam1/heatmap", 1)[0].payload == b"\xff\xd8jpegbytes"
     _wait(lambda: sink.spool_depth == 0)
+    assert not sub.wait_for("plant/cam1/state", 1)[0].retain  # live delivery; the broker now holds it
     state_sub = Subscriber(mosquitto, ["plant/cam1/state"])
     st = state_sub.wait_for("plant/cam1/state", 1)[0]
     assert st.retain and json.loads(st.payload) == {"state": "connected", "fps": 12.5}
@@ -112,18 +126,19 @@ def test_trigger_topic_calls_on_trigger(mosquitto: Broker, tmp_path) -> None:
     got: list[tuple[str, str]] = []
     done = threading.Event()
 
+    probed = threading.Event()
+
     def on_trigger(camera: str, payload: str) -> None:
+        if payload == "probe":
+            probed.set()
+            return
         got.append((camera, payload))
         if len(got) == 2:
             done.set()
 
     sink = MqttSink(_cfg(mosquitto, tmp_path), ["cam1", "cam2"], on_trigger)
     sink.start()
-    _wait(lambda: sink.connected)
-    time.sleep(0.2)  # the SUBSCRIBE is sent right after CONNACK
-    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="plc")
-    pub.connect(mosquitto.host, mosquitto.port)
-    pub.loop_start()
+    pub = _plc(mosquitto, "plc", probed, "plant/cam2/trigger")
     pub.publish("plant/cam2/trigger", "A-1042", qos=1).wait_for_publish(2)
     pub.publish(
         "plant/cam1/trigger", json.dumps({"part_id": "B-7", "trigger_id": "t9"}), qos=1
@@ -252,18 +267,19 @@ def test_missing_tls_file_is_a_config_error_naming_the_key(tmp_path) -> None:
 def test_failing_on_trigger_does_not_stop_later_triggers(mosquitto: Broker, tmp_path) -> None:
     got: list[str] = []
 
+    probed = threading.Event()
+
     def on_trigger(camera: str, payload: str) -> None:
+        if payload == "probe":
+            probed.set()
+            return
         got.append(payload)
         if payload == "boom":
             raise RuntimeError("daemon bug")
 
     sink = MqttSink(_cfg(mosquitto, tmp_path), ["cam1"], on_trigger)
     sink.start()
-    _wait(lambda: sink.connected)
-    time.sleep(0.2)
-    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="plc2")
-    pub.connect(mosquitto.host, mosquitto.port)
-    pub.loop_start()
+    pub = _plc(mosquitto, "plc2", probed, "plant/cam1/trigger")
     for text in ("boom", "A-2"):
         pub.publish("plant/cam1/trigger", text, qos=1).wait_for_publish(2)
     _wait(lambda: got == ["boom", "A-2"])
