@@ -43,6 +43,11 @@ def register(subparsers: Any, common: argparse.ArgumentParser | None = None) -> 
         default="isnet",
         help="restrict reference maps to the IS-Net foreground (default) or use whole images",
     )
+    p.add_argument(
+        "--camera",
+        default="eval",
+        help="zero-shot mode: use this configured camera's mode, prompts and object",
+    )
     p.add_argument("--figures", type=int, default=2, help="figures per kind (best/worst) per class")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_eval)
@@ -156,7 +161,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from inspectd.models.store import ModelStore
 
         inspector = Inspector(settings, ModelStore(settings.models, settings.pipeline))
-        factory = inspector_factory(inspector, camera="eval")
+        factory = inspector_factory(inspector, camera=args.camera)
+        info.update(camera=args.camera, camera_mode=inspector.camera_config(args.camera).mode)
     result = run_eval(
         classes,
         factory,

@@ -111,3 +111,28 @@ def test_reference_add_builds_bank_and_records_it_in_config(tmp_path, capsys):
     show = _parser().parse_args(["reference", "show", "cam1", "--config", str(config)])
     assert show.func(show) == 0
     assert "152 features" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_calibrate_command_through_the_inspector_in_reference_mode(tmp_path, models_dir, capsys):
+    good = tmp_path / "good"
+    good.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(3):
+        img = np.full((96, 96, 3), 40, np.uint8)
+        img[16:80, 16:80] = rng.integers(150, 170, (64, 64, 3), dtype=np.uint8)  # a part on a dark belt
+        cv2.imwrite(str(good / f"{i}.png"), img)
+    config = tmp_path / "inspectd.toml"
+    config.write_text(
+        f'[models]\ndir = "{models_dir}"\ncache_dir = "{tmp_path / "cache"}"\ndevice = "cpu"\nwarmup = false\n'
+        "[metrics]\nenabled = false\n" + CONFIG
+    )
+    add = _parser().parse_args(["reference", "add", "cam1", str(good), "--config", str(config)])
+    assert add.func(add) == 0
+    cal = _parser().parse_args(["calibrate", "cam1", str(good), "--target-frr", "0", "--config", str(config)])
+    assert cal.func(cal) == 0
+    out = capsys.readouterr().out
+    assert "image_threshold: 0.5000 ->" in out and "written to" in out
+    cam = load_settings(config).camera("cam1")
+    assert cam.mode == "reference" and cam.reference_dir is not None
+    assert cam.image_threshold != 0.5 and 0.0 < cam.pixel_threshold <= 1.0

@@ -147,3 +147,16 @@ def test_class_without_good_images_is_undefined_not_a_crash(tmp_path):
     skipped = run_eval(load_mvtec(root), lambda cs: None, progress=False)
     assert all(v is None for v in skipped.classes[0].metrics.values())
     assert "not evaluated" in skipped.classes[0].notes[0]
+
+
+@pytest.mark.slow
+def test_zero_shot_mode_runs_through_the_inspector(tmp_path, inspector):
+    # Plumbing only: tiny random CLIPSeg/CLIP/SAM (real IS-Net), so the numbers mean nothing; the shapes do.
+    from inspectd.evaluate.runner import inspector_factory
+
+    root = make_mvtec(tmp_path, train=0, good=1, bad=1)
+    result = run_eval(load_mvtec(root), inspector_factory(inspector), resolution=16, progress=False)
+    (c,) = result.classes
+    assert (c.n_good, c.n_defect) == (1, 1)
+    assert c.metrics["image_auroc"] in (0.0, 0.5, 1.0)
+    assert all(0.0 <= r.score <= 1.0 for r in result.images)
