@@ -183,8 +183,10 @@ def _bank_dir(settings, camera: str, explicit: str | None) -> Path:
 
     if explicit:
         return Path(explicit)
-    cam = settings.camera(camera)
-    return Path(cam.reference_dir) if cam.reference_dir else default_state_dir() / "reference" / camera
+    cam = settings.cameras.get(camera)
+    if cam is not None and cam.reference_dir:
+        return Path(cam.reference_dir)
+    return default_state_dir() / "reference" / camera
 
 
 def cmd_reference_add(args: argparse.Namespace) -> int:
