@@ -45,4 +45,4 @@ def configure_logging(
 
 def get_logger(name: str, **context) -> structlog.typing.FilteringBoundLogger:
     """A logger bound to a component name and optional context (camera, part id...)."""
-    return structlog.get_logger(name).bind(component=name, **context)
+    return structlog.get_logger(name, component=name, **context)

@@ -28,6 +28,8 @@ class Notifier:
         self._sock: socket.socket | None = None
         if self.address:
             self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            # never block the daemon on a slow listener: a full queue drops the datagram (logged)
+            self._sock.setblocking(False)
 
     @property
     def enabled(self) -> bool:
