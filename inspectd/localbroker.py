@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import socket
 import subprocess
@@ -38,55 +39,80 @@ def broker_reachable(host: str, port: int, timeout: float = 0.5) -> bool:
 
 
 class LocalBroker:
-    """Mosquitto bound to 127.0.0.1; ``stop()`` and ``start()`` again keep the same port (restart tests)."""
+    """Mosquitto bound to 127.0.0.1; ``stop()`` and ``start()`` again keep the same port (restart tests).
 
-    def __init__(self, port: int | None = None) -> None:
+    With ``persistence`` the broker saves sessions and queued messages on stop (SIGTERM) and restores them on
+    start, as a production broker does.
+    """
+
+    def __init__(
+        self, port: int | None = None, persistence: bool = False, workdir: Path | None = None
+    ) -> None:
         binary = find_mosquitto()
         if binary is None:
             raise InspectdError(f"mosquitto is not installed; {INSTALL_HINT}")
         self.binary = binary
         self.host = "127.0.0.1"
         self.port = port or free_port()
-        self._dir = Path(tempfile.mkdtemp(prefix="inspectd-mosquitto-"))
-        self._conf = self._dir / "mosquitto.conf"
-        self._conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            f"log_dest file {self._dir / 'mosquitto.log'}\nmax_queued_messages 100000\n"
-        )
+        self._owns_dir = workdir is None
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="inspectd-mosquitto-"))
+        self.log_path = self.workdir / "mosquitto.log"
+        self._conf = self.workdir / "mosquitto.conf"
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "allow_anonymous true",
+            # started as root, mosquitto drops to user 'mosquitto' and then cannot write our folder
+            f"user {getpass.getuser()}",
+            f"persistence {'true' if persistence else 'false'}",
+            f"persistence_location {self.workdir}/",
+            "max_queued_messages 100000",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+        ]
+        self._conf.write_text("\n".join(lines) + "\n")
         self.proc: subprocess.Popen | None = None
+
+    @property
+    def running(self) -> bool:
+        """Whether the broker process is alive."""
+        return self.proc is not None and self.proc.poll() is None
 
     def start(self, timeout: float = 10.0) -> LocalBroker:
         """Start (or restart) the broker and wait until it accepts connections."""
-        self.proc = subprocess.Popen(
-            [self.binary, "-c", str(self._conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
+        if self.running:
+            raise InspectdError(f"mosquitto on port {self.port} is already running")
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen([self.binary, "-c", str(self._conf)], stdout=log, stderr=log)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
-                raise InspectdError(f"mosquitto exited at start (port {self.port}): {err.strip()}")
+                text = self.log_path.read_text(errors="replace").strip()
+                raise InspectdError(
+                    f"mosquitto exited with {self.proc.returncode} on port {self.port}: {text}"
+                )
             if broker_reachable(self.host, self.port, 0.2):
                 return self
-            time.sleep(0.05)
+            time.sleep(0.02)
         raise InspectdError(f"mosquitto did not accept connections on port {self.port} within {timeout} s")
 
     def stop(self) -> None:
-        """Stop the broker (SIGTERM, then SIGKILL)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        if self.proc is not None and self.proc.stderr:
-            self.proc.stderr.close()
-        self.proc = None
+        """Stop the broker (SIGTERM: it saves persistence and clients see their connection drop; then SIGKILL)."""
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
 
     def close(self) -> None:
-        """Stop and remove the temporary folder."""
+        """Stop, and remove the folder when this broker made it."""
         self.stop()
-        shutil.rmtree(self._dir, ignore_errors=True)
+        if self._owns_dir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> LocalBroker:
         return self.start()

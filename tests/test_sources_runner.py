@@ -13,11 +13,11 @@ import zmq
 from inspectd.config import CameraConfig, SourceConfig
 from inspectd.errors import SourceError
 from inspectd.frame import Frame
+from inspectd.localbroker import free_port
 from inspectd.sources import PartIdLatch, make_source, parse_trigger, run_source
 from inspectd.sources.folder import FolderSource
 from inspectd.sources.opencv import OpenCvSource
 from inspectd.sources.zmq import ZmqSource
-from tests.plugins.broker import free_port
 from tests.test_sources_opencv import write_video
 
 

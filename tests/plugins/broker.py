@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import getpass
-import shutil
-import socket
-import subprocess
 import threading
-import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -18,88 +13,22 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-MOSQUITTO = "/usr/sbin/mosquitto"
+from inspectd.localbroker import INSTALL_HINT, LocalBroker, find_mosquitto
 
-
-def free_port() -> int:
-    """A localhost TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Broker:
-    """One mosquitto process on 127.0.0.1:<port>; ``stop``/``start`` restart it on the same port."""
-
-    def __init__(self, workdir: Path, persistence: bool = False) -> None:
-        self.host = "127.0.0.1"
-        self.port = free_port()
-        self.workdir = workdir
-        self.persistence = persistence
-        self.proc: subprocess.Popen | None = None
-        self.conf = workdir / "mosquitto.conf"
-        lines = [
-            f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
-            f"user {getpass.getuser()}",
-            f"persistence {'true' if persistence else 'false'}",
-            f"persistence_location {workdir}/",
-            "max_queued_messages 100000",
-            "log_dest stderr",
-            "log_type error",
-            "log_type warning",
-        ]
-        self.conf.write_text("\n".join(lines) + "\n")
-
-    def start(self, timeout: float = 10.0) -> None:
-        """Start the broker and wait until it accepts connections."""
-        assert self.proc is None, "broker already running"
-        self.log = (self.workdir / "mosquitto.log").open("ab")
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=self.log, stderr=self.log)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                log = (self.workdir / "mosquitto.log").read_text(errors="replace")
-                raise RuntimeError(
-                    f"mosquitto exited with {self.proc.returncode} on port {self.port}:\n{log}"
-                )
-            try:
-                with socket.create_connection((self.host, self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError(f"mosquitto did not listen on {self.host}:{self.port} within {timeout} s")
-
-    def stop(self) -> None:
-        """Terminate the broker (SIGTERM: it saves persistence, clients see their connection drop)."""
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        self.log.close()
-
-    @property
-    def running(self) -> bool:
-        """Whether the process is alive."""
-        return self.proc is not None and self.proc.poll() is None
+Broker = LocalBroker
 
 
 @pytest.fixture
 def mosquitto_factory(tmp_path: Path) -> Iterator[Callable[..., Broker]]:
     """Start brokers on demand (``factory(persistence=True)``); all are terminated at teardown."""
-    if not Path(MOSQUITTO).exists() and shutil.which("mosquitto") is None:
-        pytest.fail(f"mosquitto is not installed at {MOSQUITTO}: run `apt-get install -y mosquitto`")
+    if find_mosquitto() is None:
+        pytest.fail(f"mosquitto is not installed: {INSTALL_HINT}")
     brokers: list[Broker] = []
 
     def make(persistence: bool = False) -> Broker:
         workdir = tmp_path / f"broker{len(brokers)}"
         workdir.mkdir()
-        broker = Broker(workdir, persistence)
+        broker = LocalBroker(persistence=persistence, workdir=workdir)
         brokers.append(broker)
         broker.start()
         return broker
