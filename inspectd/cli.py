@@ -60,7 +60,7 @@ def _collect_images(paths: list[str]) -> list[Path]:
     return files
 
 
-def inspect_files(settings, inputs: list[str], out: Path, camera: str | None) -> int:
+def inspect_files(settings, inputs: list[str], out: Path, camera: str | None, store=None) -> int:
     """Inspect image files; one record, raw map and heatmap per image, a summary line at the end."""
     from tqdm import tqdm
 
@@ -77,7 +77,7 @@ def inspect_files(settings, inputs: list[str], out: Path, camera: str | None) ->
     if not files:
         print("inspectd inspect: no image files found in " + " ".join(inputs), file=sys.stderr)
         return EX_USAGE
-    store = ModelStore(settings.models, settings.pipeline)
+    store = store or ModelStore(settings.models, settings.pipeline)
     inspector = Inspector(settings, store)
     sink = FileSink(out, settings.mqtt.heatmap_max_side)
     counts: Counter[str] = Counter()
@@ -167,7 +167,8 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     for e in rows:
         state = "missing" if not e.present else ("RANDOM WEIGHTS" if e.random else "ok")
         size = f"{e.size_bytes / 1e6:8.1f} MB" if e.present else " " * 11
-        print(f"  {e.name:<8} {state:<15} {size}  {e.sha256[:16] if e.present else '-':<16}  {e.source}")
+        source = e.source.split(":")[0] if e.random else e.source
+        print(f"  {e.name:<8} {state:<15} {size}  {e.sha256[:16] if e.present else '-':<16}  {source}")
     return EX_OK
 
 

@@ -12,6 +12,8 @@ import sys
 import threading
 from pathlib import Path
 
+import torch
+
 from inspectd.config import Settings, load_settings
 from inspectd.localbroker import INSTALL_HINT, LocalBroker, broker_reachable, find_mosquitto
 from inspectd.logs import get_logger
@@ -30,6 +32,10 @@ def demo_settings(base: Settings, clip: Path, host: str, port: int, mqtt: bool, 
         {"enabled": mqtt, "host": host, "port": port, "prefix": "inspectd-demo", "spool_dir": str(spool)}
     )
     data["metrics"]["enabled"] = False
+    if base.models.device != "cuda" and not torch.cuda.is_available():
+        # SAM's automatic masks at the GPU default grid take minutes per part on a CPU; a coarser grid is
+        # enough for the complexity figure of the demo's simple parts
+        data["models"]["sam_points_per_side"] = min(base.models.sam_points_per_side, 8)
     return load_settings(None, **data)
 
 
@@ -67,12 +73,16 @@ def run_demo(base: Settings, out: Path, frames: int = 8) -> int:
     """Run the whole demo; returns the exit status."""
     from inspectd.cli import inspect_files
     from inspectd.daemon import Daemon, run_daemon
+    from inspectd.models.store import ModelStore
 
     out.mkdir(parents=True, exist_ok=True)
     samples = write_samples(out / "samples", count=frames)
     clip = write_clip(out / "clip.avi", frames=frames)
+
+    settings = demo_settings(base, clip, base.mqtt.host, base.mqtt.port, True, out / "spool")
     print(f"== 1/2 inspect: {len(samples)} generated parts -> {out / 'inspect'}")
-    status = inspect_files(base, [str(out / "samples")], out / "inspect", camera=None)
+    store = ModelStore(settings.models, settings.pipeline)
+    status = inspect_files(settings, [str(out / "samples")], out / "inspect", camera=None, store=store)
 
     print("== 2/2 daemon: the clip through the OpenCV file source -> MQTT")
     broker = None
@@ -98,7 +108,7 @@ def run_demo(base: Settings, out: Path, frames: int = 8) -> int:
             ready = threading.Event()
             watcher = _watch_verdicts(host, port, settings.mqtt.prefix, ready)
             ready.wait(5.0)
-        daemon_status = run_daemon(settings, until_sources_end=True, daemon=Daemon(settings))
+        daemon_status = run_daemon(settings, until_sources_end=True, daemon=Daemon(settings, store=store))
     finally:
         if watcher is not None:
             watcher.loop_stop()
