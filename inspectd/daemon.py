@@ -119,6 +119,7 @@ class Daemon:
         )
         self.last_progress = time.monotonic()
         self.verdicts = 0
+        self.metrics_port: int | None = None
         self._was_healthy = True
         self._counted: dict[str, dict[str, int]] = {}
         self._lock = threading.Lock()
@@ -146,7 +147,7 @@ class Daemon:
             raise ConfigError(
                 "no cameras configured: add a [cameras.NAME] section with a [cameras.NAME.source]"
             )
-        self.metrics.serve(self.settings.metrics)
+        self.metrics_port = self.metrics.serve(self.settings.metrics)
         if self.settings.mqtt.enabled:
             self.sink = MqttSink(self.settings.mqtt, list(self.settings.cameras), self._on_trigger)
             self.sink.start()
@@ -283,6 +284,7 @@ class Daemon:
         merged = hot_settings(self.settings, new)
         self.settings = merged
         self.inspector.apply_settings(merged)
+        self.inspector.complexity_cache.invalidate()  # a reload often means a product change: re-measure
         if needs:
             log.warning(
                 "reload_partial",

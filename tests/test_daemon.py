@@ -10,6 +10,7 @@ import contextlib
 import json
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import cv2
@@ -105,13 +106,29 @@ def test_video_file_through_opencv_source_gives_every_verdict_in_order(
 ):
     clip = write_clip(tmp_path / "clip.avi", frames=4, width=256, height=192)
     settings = daemon_settings(
-        models_dir, tmp_path, mosquitto, {"line": {"source": {"kind": "opencv", "uri": str(clip)}}}
+        models_dir,
+        tmp_path,
+        mosquitto,
+        {"line": {"source": {"kind": "opencv", "uri": str(clip)}}},
+        metrics={"enabled": True, "host": "127.0.0.1", "port": 0},
     )
     sub = Subscriber(mosquitto, [f"{PREFIX}/#"])
     daemon = Daemon(settings, store=store)
     with running(daemon):
         got = verdicts(sub, "line", 4, timeout=180)
         heat = sub.wait_for(f"{PREFIX}/line/heatmap", 1, timeout=30)[0]
+        time.sleep(0.5)  # one supervise tick refreshes the gauges
+        with urllib.request.urlopen(f"http://127.0.0.1:{daemon.metrics_port}/metrics", timeout=5) as resp:
+            metrics = resp.read().decode()
+    inspected = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith('inspectd_frames_inspected_total{camera="line"')
+    )
+    assert inspected == 4
+    assert 'inspectd_frames_in_total{camera="line"} 4.0' in metrics
+    assert "inspectd_mqtt_connected 1.0" in metrics
+    assert 'inspectd_verdict_latency_seconds_count{camera="line"} 4.0' in metrics
     assert [v["seq"] for v in got] == [1, 2, 3, 4]
     assert all(v["verdict"] in ("pass", "fail") and v["camera"] == "line" for v in got)
     assert heat.payload.startswith(b"\x89PNG")

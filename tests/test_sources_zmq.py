@@ -14,8 +14,8 @@ import zmq
 
 from inspectd.config import SourceConfig
 from inspectd.errors import SourceError
+from inspectd.localbroker import free_port
 from inspectd.sources.zmq import ZmqSource
-from tests.plugins.broker import free_port
 
 
 def _img() -> np.ndarray:
