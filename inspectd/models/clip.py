@@ -13,17 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from inspectd.errors import ImageError, ModelLoadError
-from inspectd.models.clipseg import (
-    model_id,
-    normalize_pixels,
-    quiet_transformers,
-    read_image_stats,
-    resolve_pretrained,
-    tokenize,
-)
-from inspectd.models.device import weight_dtype
-from inspectd.models.fetch import is_random
+from inspectd.errors import ImageError
+from inspectd.models.clipseg import load_pretrained, normalize_pixels, tokenize
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -60,31 +51,10 @@ class Clip:
     @classmethod
     def load(cls, name_or_path: str | Path, device: torch.device, half: bool) -> Clip:
         """Load a save_pretrained folder (or hub id) of CLIPModel with its tokenizer and image statistics."""
-        from transformers import CLIPModel, CLIPTokenizer
+        from transformers import CLIPModel
 
-        folder, name = resolve_pretrained(name_or_path, "CLIP")
-        quiet_transformers()
-        dtype = weight_dtype(device, half)
-        try:
-            model = CLIPModel.from_pretrained(folder)
-            tokenizer = CLIPTokenizer.from_pretrained(folder)
-        except (OSError, ValueError, KeyError) as exc:
-            raise ModelLoadError(
-                f"{folder} is not a loadable CLIP folder: {exc}; fetch it again with `inspectd models pull`"
-            ) from exc
-        model.to(device=device, dtype=dtype).eval()
-        size, mean, std, rescale = read_image_stats(folder, CLIP_SIZE, CLIP_MEAN, CLIP_STD)
         return cls(
-            model,
-            tokenizer,
-            model_id=model_id(folder, name),
-            random=is_random(folder),
-            input_size=size,
-            mean=mean,
-            std=std,
-            rescale=rescale,
-            device=device,
-            dtype=dtype,
+            **load_pretrained(CLIPModel, name_or_path, "CLIP", device, half, (CLIP_SIZE, CLIP_MEAN, CLIP_STD))
         )
 
     @torch.inference_mode()

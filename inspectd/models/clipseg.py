@@ -98,6 +98,46 @@ def tokenize(tokenizer: Any, texts: list[str], device: torch.device) -> dict[str
     return {"input_ids": enc["input_ids"].to(device), "attention_mask": enc["attention_mask"].to(device)}
 
 
+def load_pretrained(
+    model_cls: Any,
+    name_or_path: str | Path,
+    what: str,
+    device: torch.device,
+    half: bool,
+    image_defaults: tuple[int, tuple[float, ...], tuple[float, ...]],
+) -> dict[str, Any]:
+    """Model, tokenizer and image statistics of a save_pretrained folder (or hub id), on the device.
+
+    One path for released and local random-weight folders; the keyword arguments of ClipSeg and Clip.
+    """
+    from transformers import CLIPTokenizer
+
+    folder, name = resolve_pretrained(name_or_path, what)
+    quiet_transformers()
+    dtype = weight_dtype(device, half)
+    try:
+        model = model_cls.from_pretrained(folder)
+        tokenizer = CLIPTokenizer.from_pretrained(folder)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelLoadError(
+            f"{folder} is not a loadable {what} folder: {exc}; fetch it again with `inspectd models pull`"
+        ) from exc
+    model.to(device=device, dtype=dtype).eval()
+    size, mean, std, rescale = read_image_stats(folder, *image_defaults)
+    return {
+        "model": model,
+        "tokenizer": tokenizer,
+        "model_id": model_id(folder, name),
+        "random": is_random(folder),
+        "input_size": size,
+        "mean": mean,
+        "std": std,
+        "rescale": rescale,
+        "device": device,
+        "dtype": dtype,
+    }
+
+
 @dataclass
 class TileFeatures:
     """One vision pass over a batch of tiles, reused by every prompt's decoder pass and by WinCLIP.
@@ -145,31 +185,17 @@ class ClipSeg:
     @classmethod
     def load(cls, name_or_path: str | Path, device: torch.device, half: bool) -> ClipSeg:
         """Load a save_pretrained folder (or hub id) of CLIPSegForImageSegmentation with its tokenizer."""
-        from transformers import CLIPSegForImageSegmentation, CLIPTokenizer
+        from transformers import CLIPSegForImageSegmentation
 
-        folder, name = resolve_pretrained(name_or_path, "CLIPSeg")
-        quiet_transformers()
-        dtype = weight_dtype(device, half)
-        try:
-            model = CLIPSegForImageSegmentation.from_pretrained(folder)
-            tokenizer = CLIPTokenizer.from_pretrained(folder)
-        except (OSError, ValueError, KeyError) as exc:
-            raise ModelLoadError(
-                f"{folder} is not a loadable CLIPSeg folder: {exc}; fetch it again with `inspectd models pull`"
-            ) from exc
-        model.to(device=device, dtype=dtype).eval()
-        size, mean, std, rescale = read_image_stats(folder, CLIPSEG_SIZE, CLIPSEG_MEAN, CLIPSEG_STD)
         return cls(
-            model,
-            tokenizer,
-            model_id=model_id(folder, name),
-            random=is_random(folder),
-            input_size=size,
-            mean=mean,
-            std=std,
-            rescale=rescale,
-            device=device,
-            dtype=dtype,
+            **load_pretrained(
+                CLIPSegForImageSegmentation,
+                name_or_path,
+                "CLIPSeg",
+                device,
+                half,
+                (CLIPSEG_SIZE, CLIPSEG_MEAN, CLIPSEG_STD),
+            )
         )
 
     @torch.inference_mode()
