@@ -133,10 +133,6 @@ class Inspector:
             self._classes.clear()
             self._references.clear()
 
-    def models_used(self, camera: CameraConfig) -> dict[str, str]:
-        """The model ids behind a camera's verdicts."""
-        return self.store.describe()
-
     # ---- stage 1: foreground (device) ----------------------------------------------------------------
 
     def start(self, frame: Frame) -> FramePlan:
@@ -185,12 +181,14 @@ class Inspector:
     # ---- stage 2: complexity (device, cached) and tiles (cpu) ----------------------------------------
 
     def needs_complexity(self, plan: FramePlan) -> bool:
-        """Whether this frame must run SAM (cache miss) before it can be tiled."""
-        return (
-            plan.done is None
-            and plan.camera.mode != "reference"
-            and self.complexity_cache.get(plan.frame.camera) is None
-        )
+        """Whether this frame must run SAM (cache miss) before it can be tiled; a hit fills it in."""
+        if plan.done is not None or plan.camera.mode == "reference":
+            return False
+        cached = self.complexity_cache.get(plan.frame.camera)
+        if cached is None:
+            return True
+        plan.complexity = cached
+        return False
 
     def measure_complexity(self, plan: FramePlan) -> None:
         """SAM automatic masks on each component crop -> one complexity figure, cached per camera."""
@@ -218,9 +216,6 @@ class Inspector:
         if plan.done is not None or plan.camera.mode == "reference":
             return
         t0 = time.perf_counter()
-        cached = self.complexity_cache.get(plan.frame.camera) if not plan.stage_ms.get("complexity") else None
-        if cached is not None:
-            plan.complexity = cached
         tcfg = self.settings.pipeline.tiling
         hw = plan.image.shape[:2]
         per_comp = [plan_tiles(c.bbox, hw, plan.complexity, tcfg, component=c.index) for c in plan.components]
@@ -383,7 +378,7 @@ class Inspector:
             mode=cam.mode,
             latency_ms=round((time.monotonic() - frame.monotonic) * 1000.0, 2),
             stage_ms={k: round(v, 2) for k, v in plan.stage_ms.items()},
-            models=self.models_used(cam),
+            models=self.store.describe(),
         )
         plan.done = InspectionResult(verdict, frame.image, full_map, plan.foreground)
         return plan.done
