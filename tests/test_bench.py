@@ -1,0 +1,156 @@
+"""`inspectd bench` on the real daemon path (ZeroMQ cameras, scheduler, tiny models + real IS-Net, Mosquitto).
+
+The report arithmetic is checked on hand-computed inputs; the end-to-end run checks that every figure, every
+ratio and both absolutes behind each ratio are there, and that the variants really differ where they must.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from inspectd.bench import BenchOptions, run_bench, variant_settings
+from inspectd.benchreport import format_report, memory_trend, percentiles, summarise_daemon
+from inspectd.cli import main
+from tests.plugins.pipeline import tiny_settings
+
+RATIO_KEYS = ("batching", "complexity_cache", "text_cache", "shared_clip")
+
+
+def test_percentiles_match_numpy_linear_interpolation():
+    assert percentiles([10.0, 20.0, 30.0, 40.0]) == {"p50": 25.0, "p95": 38.5, "p99": 39.7, "max": 40.0}
+    assert percentiles([]) == {"p50": None, "p95": None, "p99": None, "max": None}
+
+
+def test_memory_trend_starts_at_first_verdict_and_reports_growth():
+    samples = [
+        {"t_s": 0.0, "rss_mb": 50.0, "verdicts": 0},
+        {"t_s": 1.0, "rss_mb": 200.0, "verdicts": 1},
+        {"t_s": 5.0, "rss_mb": 204.0, "verdicts": 5},
+        {"t_s": 6.0, "rss_mb": 205.0, "verdicts": 6},
+        {"t_s": 11.0, "rss_mb": 210.0, "verdicts": 11},
+    ]
+    trend = memory_trend(samples)
+    assert trend["start"]["rss_mb"] == 200.0  # the model-loading ramp before the first verdict is not growth
+    assert trend["middle"]["t_s"] == 6.0
+    assert trend["end"]["rss_mb"] == 210.0
+    assert trend["rss_growth_pct"] == 5.0
+    assert trend["rss_growth_middle_to_end_pct"] == round(100 * 5 / 205, 2)
+
+
+def test_daemon_summary_times_capture_to_receipt_and_batches():
+    raw = {
+        "t0": 1000.0,
+        "received": [
+            (1002.0, {"captured_at": "1970-01-01T00:16:40.500000Z", "tiles": 3, "verdict": "pass",
+                      "stage_ms": {"foreground": 100.0, "complexity": 50.0}, "latency_ms": 900.0}),
+            (1004.0, {"captured_at": "1970-01-01T00:16:41+00:00", "tiles": 5, "verdict": "fail",
+                      "stage_ms": {"foreground": 300.0}, "latency_ms": 2000.0}),
+        ],
+        "sent": 2,
+        "batch_sizes": [3, 5],
+        "batches": 2,
+        "batch_full": 1,
+        "max_batch_tiles": 4,
+        "dropped": 0,
+    }  # fmt: skip
+    s = summarise_daemon(raw)
+    assert (s["frames"], s["wall_s"], s["fps"], s["tiles_per_s"], s["ms_per_frame"]) == (
+        2,
+        4.0,
+        0.5,
+        2.0,
+        2000.0,
+    )
+    assert s["latency_ms"]["p50"] == 2250.0 and s["latency_ms"]["max"] == 3000.0  # 1500 and 3000 ms
+    assert s["stage_ms"] == {"foreground": 200.0, "complexity": 25.0}
+    assert s["sam_runs"] == 1
+    assert s["batches"] == {
+        "count": 2,
+        "mean_tiles": 4.0,
+        "max_batch_tiles": 4,
+        "device_batches": 3,  # 3 tiles, then 5 tiles as 4 + 1
+        "mean_device_batch": 2.67,
+        "fill": 0.667,
+        "full_fraction": 0.5,
+    }
+    assert s["verdicts"] == {"pass": 1, "fail": 1}
+
+
+def test_variant_settings_override_one_key_and_keep_the_rest(models_dir, tmp_path):
+    base = tiny_settings(models_dir, tmp_path / "cache", scheduler={"max_wait_ms": 7.0})
+    off = variant_settings(base, {"scheduler": {"max_batch_tiles": 1}})
+    assert off.scheduler.max_batch_tiles == 1 and off.scheduler.max_wait_ms == 7.0
+    assert off.models.dir == base.models.dir
+
+
+@pytest.mark.slow
+def test_bench_runs_every_variant_end_to_end(models_dir, tmp_path):
+    base = tiny_settings(models_dir, tmp_path / "cache")
+    opts = BenchOptions(cameras=2, frames=2, width=256, height=192, timeout_s=300)
+    lines: list[str] = []
+    report = run_bench(base, models_dir, opts, device="cpu", progress=lines.append)
+    json.dumps(report)  # the whole report is JSON as written by --out
+
+    assert set(report["variants"]) == {
+        "bare", "daemon", "no_batching", "no_complexity_cache", "no_text_cache", "separate_clip"
+    }  # fmt: skip
+    for name, v in report["variants"].items():
+        assert v["frames"] == 4, name
+        assert v["fps"] > 0 and v["tiles_per_s"] > 0 and v["peak_rss_mb"] > 0, name
+        lat = v["latency_ms"]
+        assert 0 < lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["max"], name
+        assert v["stage_ms"]["foreground"] > 0 and v["stage_ms"]["clipseg_winclip"] > 0, name
+        if name != "bare":
+            assert v["sent"] == 4 and v["dropped"] == 0, name
+            assert v["batches"]["count"] >= 1 and v["batches"]["mean_tiles"] > 0, name
+            assert v["verdicts"].get("error", 0) == 0, name
+
+    var = report["variants"]
+    assert var["no_batching"]["batches"]["mean_device_batch"] == 1.0
+    assert var["no_batching"]["batches"]["full_fraction"] == 1.0
+    assert var["daemon"]["sam_runs"] == 2, "complexity cached per camera: SAM once per camera"
+    assert var["no_complexity_cache"]["sam_runs"] == 4, "cache off: SAM on every frame"
+    assert var["daemon"]["text_encodes"] == 0, "warm text cache: nothing re-encoded"
+    assert var["no_text_cache"]["text_encodes"] > 0
+    assert "clip" in report["models"], "the separate CLIP was really loaded"
+
+    ratios = report["ratios"]
+    for key in RATIO_KEYS:
+        r = ratios[key]
+        on, off = var[r["on"]], var[r["off"]]
+        assert r["on_fps"] == round(on["fps"], 4) and r["off_fps"] == round(off["fps"], 4)
+        assert r["ratio"] == round(on["fps"] / off["fps"], 3)
+    d = ratios["daemon_vs_bare"]
+    assert d["daemon_ms_per_frame"] == round(var["daemon"]["ms_per_frame"], 1)
+    assert d["bare_ms_per_frame"] == round(var["bare"]["ms_per_frame"], 1)
+    expected = (
+        100 * (var["daemon"]["ms_per_frame"] - var["bare"]["ms_per_frame"]) / var["bare"]["ms_per_frame"]
+    )
+    assert d["overhead_pct"] == round(expected, 1)
+    assert set(report["targets"]) == {"daemon_overhead_le_10pct", "batching_ge_1.5x"}
+
+    text = format_report(report)
+    for name in report["variants"]:
+        assert name in text
+    assert "tile batching on vs off" in text and "overhead" in text
+    assert any(line.startswith("phase warmup done") for line in lines)
+    assert sum(1 for line in lines if line.startswith("phase ") and " done in " in line) == 7
+
+
+@pytest.mark.slow
+def test_bench_command_prepares_models_and_writes_json(models_dir: Path, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    code = main([
+        "bench", "--models-dir", str(models_dir), "--bench-dir", str(tmp_path / "bench"), "--device", "cpu",
+        "--cameras", "1", "--frames", "1", "--size", "160x120", "--only", "bare", "--out", str(out),
+    ])  # fmt: skip
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert list(report["variants"]) == ["bare"] and report["variants"]["bare"]["frames"] == 1
+    assert report["models_origin"]["isnet"].startswith("real weights from")
+    assert report["models_origin"]["clipseg"].startswith("random tiny")
+    assert (tmp_path / "bench" / "tiny" / "clipseg" / "RANDOM_WEIGHTS").is_file()
+    assert "frames/s" in capsys.readouterr().out
