@@ -323,18 +323,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="*", choices=["clipseg", "sam", "clip"])
     p.set_defaults(func=cmd_models_init_random)
 
-    try:
-        from inspectd.cli_eval import register
-    except ImportError:  # the evaluation commands are optional until their module lands
-        register = None
-    if register is not None:
-        register(sub, common)
-    try:
-        from inspectd.bench import register as register_bench
-    except ImportError:
-        register_bench = None
-    if register_bench is not None:
-        register_bench(sub, common)
+    from inspectd.bench import register as register_bench
+    from inspectd.cli_eval import register as register_eval
+
+    register_eval(sub, common)
+    register_bench(sub, common)
     return parser
 
 
