@@ -285,8 +285,19 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def variant_settings(base: Settings, overrides: dict[str, Any]) -> Settings:
-    """The base settings with a variant's overrides (e.g. ``{"scheduler": {"max_batch_tiles": 1}}``)."""
-    return load_settings(None, **_merge(base.model_dump(mode="json", exclude_none=True), overrides))
+    """The base settings with a variant's overrides (e.g. ``{"scheduler": {"max_batch_tiles": 1}}``).
+
+    An ``INSPECTD_*`` variable that would silently override a variant's key is refused, naming it.
+    """
+    settings = load_settings(None, **_merge(base.model_dump(mode="json", exclude_none=True), overrides))
+    for section, keys in overrides.items():
+        for key, value in keys.items():
+            if getattr(getattr(settings, section), key) != value:
+                env = f"INSPECTD_{section.upper()}__{key.upper()}"
+                raise ConfigError(
+                    f"the bench sets {section}.{key}={value!r} but {env} overrides it; unset {env}"
+                )
+    return settings
 
 
 @contextlib.contextmanager
@@ -513,6 +524,7 @@ def run_bench(
                         raw = run_daemon(vs, store, collector, messages, opts)
                         variants[name] = summarise_daemon(raw)
                 variants[name]["text_encodes"] = store.text_encodes - encodes
+                variants[name]["load_avg_1m"] = round(os.getloadavg()[0], 2)
                 variants[name]["peak_rss_mb"] = round(peak_rss_mb(), 1)
                 say(
                     f"phase {name} done in {time.perf_counter() - t:.1f} s: "
@@ -543,6 +555,7 @@ def _describe(
             "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(),
             "device": str(store.device),
+            "load_avg_at_end": [round(v, 2) for v in os.getloadavg()],
             "gpu": torch.cuda.get_device_name(0) if _cuda(store.device) else None,
         },
         "options": {k: v for k, v in asdict(opts).items() if k != "models_origin"},

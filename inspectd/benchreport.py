@@ -206,7 +206,7 @@ def format_report(report: dict[str, Any]) -> str:
     m, o = report["machine"], report["options"]
     lines = [
         f"inspectd bench - {report['when']} - {m['device']} ({m['gpu'] or str(m['cpus']) + ' CPUs'}), "
-        f"torch {m['torch']}, {o['models']} models",
+        f"torch {m['torch']}, {o['models']} models, load average {m.get('load_avg_at_end')}",
         f"{o['cameras']} cameras x {o['frames']} frames at {o['width']}x{o['height']} ({o['encoding']}), "
         f"models: {', '.join(f'{k}={v}' for k, v in report['models'].items())}",
         "",
