@@ -255,3 +255,34 @@ def test_overload_answers_every_part(models_dir, store, mosquitto, tmp_path):
     assert reasons and set(reasons) == {"overloaded"}, got
     assert [v["seq"] for v in got] == sorted(v["seq"] for v in got), "per-camera order is kept"
     sub.close()
+
+
+def test_reference_and_combined_cameras_through_the_daemon(models_dir, store, mosquitto, tmp_path):
+    from inspectd.reference import build_bank
+
+    goods = [make_part(256, 192, None, seed=20 + i).image for i in range(3)]
+    bank = build_bank(store.backbone(), goods, [None] * len(goods), coreset=256)
+    bank.save(tmp_path / "bank")
+    port_r, port_c = free_port(), free_port()
+    cameras = {
+        "ref": {**zmq_camera(port_r), "mode": "reference", "reference_dir": str(tmp_path / "bank")},
+        "both": {**zmq_camera(port_c), "mode": "combined", "reference_dir": str(tmp_path / "bank")},
+    }
+    settings = daemon_settings(models_dir, tmp_path, mosquitto, cameras)
+    sub = Subscriber(mosquitto, [f"{PREFIX}/+/verdict"])
+    daemon = Daemon(settings, store=store)
+    with running(daemon):
+        ref, both = Pusher(f"tcp://127.0.0.1:{port_r}"), Pusher(f"tcp://127.0.0.1:{port_c}")
+        time.sleep(0.5)
+        ref.send({"part_id": "R-1", "encoding": "png"}, png(21, "spot"))
+        both.send({"part_id": "M-1", "encoding": "png"}, png(22, "scratch"))
+        r = verdicts(sub, "ref", 1, timeout=120)[0]
+        c = verdicts(sub, "both", 1, timeout=120)[0]
+        ref.close()
+        both.close()
+    assert (r["part_id"], r["mode"], r["tiles"]) == ("R-1", "reference", 0)
+    assert r["verdict"] in ("pass", "fail") and 0.0 <= r["score"] <= 1.0
+    assert "reference" in r["stage_ms"] and "backbone" in r["models"]
+    assert (c["part_id"], c["mode"]) == ("M-1", "combined")
+    assert c["tiles"] >= 1 and "reference" in c["stage_ms"] and "clipseg_winclip" in c["stage_ms"]
+    sub.close()
