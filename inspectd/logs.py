@@ -9,11 +9,24 @@ from typing import Literal
 import structlog
 
 
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is at the time, so a swapped or closed stream never breaks logging."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def configure_logging(
     level: str = "info", fmt: Literal["auto", "json", "console"] = "auto", stream=None
 ) -> None:
-    """Route structlog (and stdlib logging of our dependencies) to one stream in one format."""
-    stream = stream or sys.stderr
+    """Route structlog (and stdlib logging of our dependencies) to one stream (default stderr) in one format."""
+    stream = stream or _CurrentStderr()
     use_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
     shared = [
         structlog.contextvars.merge_contextvars,

@@ -1,8 +1,25 @@
 """Shared fixtures live in tests/plugins/, one module per area, registered here."""
 
+import logging
+
+import pytest
+import structlog
+
 pytest_plugins: list[str] = [
     "tests.plugins.broker",
     "tests.plugins.isnet",
     "tests.plugins.tiny_models",
     "tests.plugins.pipeline",
 ]
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """Tests that run the CLI in-process reconfigure logging; give the next test the configuration back."""
+    config = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    structlog.configure(**config)
+    root.handlers[:] = handlers
+    root.setLevel(level)
