@@ -13,10 +13,22 @@ class _CurrentStderr:
     """Writes to whatever ``sys.stderr`` is at the time, so a swapped or closed stream never breaks logging."""
 
     def write(self, text: str) -> int:
-        return sys.stderr.write(text)
+        # a broken log stream must not take an inspection thread down with it: fall back to the process's
+        # original stderr, and drop the line only when that is gone too
+        for stream in (sys.stderr, sys.__stderr__):
+            try:
+                return stream.write(text)
+            except (ValueError, OSError, AttributeError):
+                continue
+        return 0
 
     def flush(self) -> None:
-        sys.stderr.flush()
+        for stream in (sys.stderr, sys.__stderr__):
+            try:
+                stream.flush()
+                return
+            except (ValueError, OSError, AttributeError):
+                continue
 
     def isatty(self) -> bool:
         return sys.stderr.isatty()
