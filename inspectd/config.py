@@ -228,6 +228,11 @@ class CameraConfig(Section):
     min_defect_area: int = Field(64, ge=1, description="defect regions smaller than this (px) are ignored")
     roi: tuple[int, int, int, int] | None = Field(None, description="x, y, width, height inspected")
     heatmap: bool = True
+    foreground: Literal["isnet", "full"] = Field(
+        "isnet",
+        description="isnet: find the part(s) with IS-Net; full: the whole frame (or roi) is the part, for "
+        "surfaces and textures (tiles, fabric, wood) where IS-Net finds no object",
+    )
     reference_dir: Path | None = Field(None, description="memory bank for reference/combined mode")
     combined_weight: float = Field(
         0.5, ge=0.0, le=1.0, description="share of the reference map in combined mode"

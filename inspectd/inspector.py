@@ -163,19 +163,27 @@ class Inspector:
             plan.roi_offset = (x, y)
         plan.image = np.ascontiguousarray(image)
         t0 = time.perf_counter()
-        prob = self.store.isnet().predict(plan.image)
-        plan.timed("foreground", t0)
-        t0 = time.perf_counter()
-        plan.foreground = binarize(
-            prob, self.settings.pipeline.foreground_threshold, self.settings.pipeline.max_hole_fraction
-        )
+        if cam.foreground == "full":
+            plan.foreground = np.ones(plan.image.shape[:2], bool)
+        else:
+            prob = self.store.isnet().predict(plan.image)
+            plan.timed("foreground", t0)
+            t0 = time.perf_counter()
+            plan.foreground = binarize(
+                prob, self.settings.pipeline.foreground_threshold, self.settings.pipeline.max_hole_fraction
+            )
         min_area = max(
             1, int(self.settings.pipeline.min_component_area * plan.image.shape[0] * plan.image.shape[1])
         )
         plan.components = split_components(plan.foreground, min_area, self.settings.pipeline.max_components)
         plan.timed("components", t0)
         if not plan.components:
-            self._finish_error(plan, "no_foreground", "IS-Net found no object large enough in the frame")
+            self._finish_error(
+                plan,
+                "no_foreground",
+                "IS-Net found no object large enough in the frame (for a surface or texture that fills the "
+                f'view, set cameras.{frame.camera}.foreground = "full")',
+            )
         return plan
 
     # ---- stage 2: complexity (device, cached) and tiles (cpu) ----------------------------------------

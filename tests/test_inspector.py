@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from inspectd.config import CameraConfig
 from inspectd.frame import Frame
 from inspectd.inspector import Inspector
 from inspectd.samples import make_part
@@ -80,3 +81,17 @@ def test_complexity_is_cached_per_camera(inspector: Inspector):
     second = inspector.inspect(Frame(camera="cache-cam", seq=2, image=image)).verdict
     assert "complexity" in first.stage_ms
     assert "complexity" not in second.stage_ms
+
+
+def test_full_frame_foreground_inspects_a_surface_without_isnet(pipeline_settings, store):
+    settings = pipeline_settings.model_copy(deep=True)
+    settings.cameras = {"tile": CameraConfig(foreground="full")}
+    texture = np.random.default_rng(0).integers(90, 110, (200, 260, 3), dtype=np.uint8)
+    v = Inspector(settings, store).inspect(Frame(camera="tile", seq=1, image=texture)).verdict
+    assert v.verdict in ("pass", "fail") and v.components == 1 and v.tiles >= 1
+    assert "foreground" not in v.stage_ms  # IS-Net did not run
+
+
+def test_no_foreground_error_says_how_to_inspect_a_surface(inspector: Inspector):
+    v = inspector.inspect(Frame(camera="cam", seq=9, image=np.full((240, 320, 3), 200, np.uint8))).verdict
+    assert 'foreground = "full"' in v.detail
