@@ -229,7 +229,7 @@ def pull_clipseg(models_dir: Path, progress: bool = True) -> Path:
         raise ModelNotFoundError(
             f"download of {url} failed: {exc}. Offline: on a machine with internet run "
             f"`hf download {CLIPSEG_REPO} --local-dir clipseg` "
-            f"(or `inspectd models pull clipseg`) and copy that folder to {folder}"
+            f"(or `inspectd models pull --only clipseg`) and copy that folder to {folder}"
         ) from exc
     write_json_atomic(folder / SOURCE_FILE, {"repo": url, "sha256_manifest": folder_digest(folder)})
     return folder
