@@ -2,11 +2,13 @@
 # Creates ./.venv with inspectd and its dependencies. Sourced by quickstart.sh and test.sh; safe to rerun.
 #   INSPECTD_PYTHON  python interpreter to build the venv from (default: python3; needs >= 3.11)
 #   INSPECTD_TORCH   pip spec for torch (default: the pinned release below; see README "GPU install")
+#   INSPECTD_RUNTIME cpu | gpu: which onnxruntime wheel runs IS-Net (default: gpu when nvidia-smi exists)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY=${INSPECTD_PYTHON:-python3}
 TORCH_SPEC=${INSPECTD_TORCH:-"torch==2.14.1 torchvision==0.29.1"}
-EXTRAS=${1:-}
+RUNTIME=${INSPECTD_RUNTIME:-$(command -v nvidia-smi >/dev/null 2>&1 && echo gpu || echo cpu)}
+EXTRAS=$RUNTIME${1:+,$1}
 
 die() { echo "inspectd setup: $*" >&2; exit 1; }
 command -v "$PY" >/dev/null || die "$PY not found; install Python 3.11 or newer"
@@ -21,6 +23,12 @@ if ! .venv/bin/python -c 'import torch' 2>/dev/null; then
   echo "==> installing $TORCH_SPEC"
   # shellcheck disable=SC2086
   "${PIP[@]}" install -q $TORCH_SPEC || die "installing torch failed ($TORCH_SPEC)"
+fi
+# the CPU and GPU onnxruntime wheels install the same module: keep only the one asked for
+OTHER=$([ "$RUNTIME" = gpu ] && echo onnxruntime || echo onnxruntime-gpu)
+if "${PIP[@]}" show -q "$OTHER" >/dev/null 2>&1; then
+  echo "==> removing $OTHER (switching IS-Net to the $RUNTIME runtime)"
+  "${PIP[@]}" uninstall -y -q "$OTHER"
 fi
 echo "==> installing inspectd${EXTRAS:+[$EXTRAS]}"
 "${PIP[@]}" install -q -e ".${EXTRAS:+[$EXTRAS]}" || die "installing inspectd failed"

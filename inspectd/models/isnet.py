@@ -51,9 +51,20 @@ MEAN = 128.0
 STD = 256.0
 
 
+def _onnxruntime() -> Any:
+    """The onnxruntime module, from either the CPU or the GPU wheel (they install the same package)."""
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise ModelLoadError(
+            "onnxruntime is not installed: pip install 'inspectd[cpu]' (or 'inspectd[gpu]' on a CUDA PC)"
+        ) from exc
+    return ort
+
+
 def _select_providers(device: str) -> tuple[list[str], str]:
     """onnxruntime providers for a device name, and the device actually used."""
-    import onnxruntime as ort
+    ort = _onnxruntime()
 
     if device not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"models.device must be auto, cpu or cuda (got {device!r})")
@@ -90,7 +101,7 @@ class IsNet:
     @classmethod
     def load(cls, folder: Path, device: str = "cpu", threads: int = 0) -> IsNet:
         """Open ``folder/isnet.onnx`` on ``device`` (cpu, cuda or auto); threads 0 lets onnxruntime choose."""
-        import onnxruntime as ort
+        ort = _onnxruntime()
 
         path = Path(folder) / WEIGHTS_FILE
         if not path.is_file():
