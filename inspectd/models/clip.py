@@ -14,38 +14,18 @@ import torch
 import torch.nn.functional as F
 
 from inspectd.errors import ImageError
-from inspectd.models.clipseg import load_pretrained, normalize_pixels, tokenize
+from inspectd.models.clipseg import LoadedClip, load_pretrained, normalize_pixels, tokenize
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 CLIP_SIZE = 224
 
 
-class Clip:
+class Clip(LoadedClip):
     """A loaded CLIP: projected text features and projected image embeddings of square tiles."""
 
-    def __init__(
-        self,
-        model: Any,
-        tokenizer: Any,
-        *,
-        model_id: str,
-        random: bool,
-        input_size: int,
-        mean: torch.Tensor,
-        std: torch.Tensor,
-        rescale: float,
-        device: torch.device,
-        dtype: torch.dtype,
-    ) -> None:
-        self._model = model
-        self._tokenizer = tokenizer
-        self.model_id = model_id
-        self.random = random
-        self.input_size = input_size
-        self.device = device
-        self.dtype = dtype
-        self._mean, self._std, self._rescale = mean.to(device), std.to(device), rescale
+    def __init__(self, model: Any, tokenizer: Any, **kwargs: Any) -> None:
+        super().__init__(model, tokenizer, **kwargs)
         self.logit_scale = float(model.logit_scale.detach().float().exp())
 
     @classmethod

@@ -152,8 +152,8 @@ class TileFeatures:
         return int(self.image_embeds.shape[0])
 
 
-class ClipSeg:
-    """A loaded CLIPSeg: text features, one vision pass per tile batch, per-prompt sigmoid maps."""
+class LoadedClip:
+    """What every loaded CLIP-family model keeps: the network, its tokenizer, id and image statistics."""
 
     def __init__(
         self,
@@ -177,8 +177,15 @@ class ClipSeg:
         self.device = device
         self.dtype = dtype
         self._mean, self._std, self._rescale = mean.to(device), std.to(device), rescale
+
+
+class ClipSeg(LoadedClip):
+    """A loaded CLIPSeg: text features, one vision pass per tile batch, per-prompt sigmoid maps."""
+
+    def __init__(self, model: Any, tokenizer: Any, **kwargs: Any) -> None:
+        super().__init__(model, tokenizer, **kwargs)
         self._extract_layers = list(model.config.extract_layers)
-        self._interpolate = input_size != model.config.vision_config.image_size
+        self._interpolate = self.input_size != model.config.vision_config.image_size
         self.logit_scale = float(model.clip.logit_scale.detach().float().exp())
         self.projection_dim = int(model.config.projection_dim)
 
