@@ -199,7 +199,7 @@ class Daemon:
             if st is not None:
                 st.frames += 1
                 st.last_verdict = v.verdict
-                st.last_verdict_at = v.model_dump(mode="json")["captured_at"]
+                st.last_verdict_at = v.captured_at.isoformat()
         log.info(
             "verdict",
             camera=v.camera,
