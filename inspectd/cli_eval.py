@@ -10,7 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from inspectd.cli import settings_from_args
 from inspectd.errors import ConfigError, ModelNotFoundError
+from inspectd.imagecodec import collect_images, read_image
 from inspectd.logs import get_logger
 
 log = get_logger("cli_eval")
@@ -89,48 +91,23 @@ def register(subparsers: Any, common: argparse.ArgumentParser | None = None) -> 
     p.set_defaults(func=cmd_calibrate)
 
 
-def _settings(args: argparse.Namespace):
-    from inspectd.config import load_settings
-
-    overrides = {"models": {"dir": str(args.models_dir)}} if getattr(args, "models_dir", None) else {}
-    path = Path(args.config) if getattr(args, "config", None) else None
-    return load_settings(path, **overrides)
-
-
-def _collect(paths: list[str]) -> list[Path]:
-    from inspectd.evaluate.datasets import IMAGE_SUFFIXES
-
-    files: list[Path] = []
-    for raw in paths:
-        p = Path(raw)
-        files.extend(
-            sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES) if p.is_dir() else [p]
-        )
-    return files
-
-
-def _isnet_folder(settings) -> Path:
-    p = Path(settings.models.isnet)
-    return p if p.is_absolute() else Path(settings.models.dir) / p
-
-
-def _foreground_fn(settings, device: str):
-    """IS-Net probability binarised as the inspector does it, or raise naming the install command."""
+def _foreground_fn(store):
+    """IS-Net probability binarised as the inspector does it (the store names the install command if missing)."""
     from inspectd.method.foreground import binarize
-    from inspectd.models.isnet import IsNet
 
-    net = IsNet.load(_isnet_folder(settings), device)
-    thr = settings.pipeline.foreground_threshold
-    return lambda image: binarize(net.predict(image), thr)
-
-
-def _backbone(settings, input_size: int = 320):
-    from inspectd.models.backbone import EfficientNetLite
-    from inspectd.models.device import select_device
-
-    backbone = EfficientNetLite.load(
-        settings.models.reference_backbone, select_device(settings.models.device)
+    net, pipeline = store.isnet(), store.pipeline
+    return lambda image: binarize(
+        net.predict(image), pipeline.foreground_threshold, pipeline.max_hole_fraction
     )
+
+
+def _read_images(settings, files: list[Path]) -> list:
+    """Good-part images read exactly as `inspectd inspect` reads frames (same conversions and size limit)."""
+    return [read_image(f, settings.pipeline.max_image_pixels) for f in files]
+
+
+def _backbone(store, input_size: int = 320):
+    backbone = store.backbone()
     backbone.input_size = input_size
     return backbone
 
@@ -140,13 +117,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from inspectd.evaluate.datasets import load_dataset
     from inspectd.evaluate.report import markdown_table, write_reports
     from inspectd.evaluate.runner import inspector_factory, reference_factory, run_eval
+    from inspectd.models.store import ModelStore
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
+    store = ModelStore(settings.models, settings.pipeline)
     classes = load_dataset(Path(args.root), args.layout, args.classes)
     info: dict[str, Any] = {"mode": args.mode, "root": str(args.root), "layout": args.layout}
     if args.mode == "reference":
-        backbone = _backbone(settings, args.input_size)
-        fg = _foreground_fn(settings, settings.models.device) if args.foreground == "isnet" else None
+        backbone = _backbone(store, args.input_size)
+        fg = _foreground_fn(store) if args.foreground == "isnet" else None
         coreset = args.coreset or settings.pipeline.reference_coreset
         factory = reference_factory(backbone, coreset, args.max_references, fg)
         info.update(
@@ -158,9 +137,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         )
     else:
         from inspectd.inspector import Inspector
-        from inspectd.models.store import ModelStore
 
-        inspector = Inspector(settings, ModelStore(settings.models, settings.pipeline))
+        inspector = Inspector(settings, store)
         factory = inspector_factory(inspector, camera=args.camera)
         info.update(camera=args.camera, camera_mode=inspector.camera_config(args.camera).mode)
     result = run_eval(
@@ -192,16 +170,17 @@ def _bank_dir(settings, camera: str, explicit: str | None) -> Path:
 def cmd_reference_add(args: argparse.Namespace) -> int:
     """Build and store a camera's memory bank; record its folder in the config when none was set."""
     from inspectd.calibrate import write_camera_values
-    from inspectd.evaluate.datasets import read_rgb
+    from inspectd.models.store import ModelStore
     from inspectd.reference import build_bank
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     folder = _bank_dir(settings, args.camera, args.dir)
-    files = _collect(args.images)
-    images = [read_rgb(f) for f in files]
-    fg = None if args.no_foreground else _foreground_fn(settings, settings.models.device)
+    files = collect_images(args.images)
+    images = _read_images(settings, files)
+    store = ModelStore(settings.models, settings.pipeline)
+    fg = None if args.no_foreground else _foreground_fn(store)
     foregrounds = [fg(i) if fg else None for i in images]
-    bank = build_bank(_backbone(settings), images, foregrounds, settings.pipeline.reference_coreset)
+    bank = build_bank(_backbone(store), images, foregrounds, settings.pipeline.reference_coreset)
     bank.meta["foreground"] = not args.no_foreground
     bank.meta["sources"] = [str(f) for f in files]
     bank.save(folder)
@@ -221,7 +200,7 @@ def cmd_reference_show(args: argparse.Namespace) -> int:
     """Print a camera's bank metadata."""
     from inspectd.reference import MemoryBank
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     folder = _bank_dir(settings, args.camera, None)
     bank = MemoryBank.load(folder)
     print(f"{folder}: {bank.features.shape[0]} x {bank.features.shape[1]} features")
@@ -239,20 +218,20 @@ def _ceil6(v: float) -> float:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     """Inspect good parts through the configured mode; choose and write the thresholds."""
     from inspectd.calibrate import calibrate, write_camera_values
-    from inspectd.evaluate.datasets import read_rgb
     from inspectd.frame import Frame
     from inspectd.inspector import Inspector
     from inspectd.models.store import ModelStore
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     cam = settings.camera(args.camera)
-    files = _collect(args.images)
+    files = collect_images(args.images)
     if not files:
         raise ModelNotFoundError(f"no good-part images found in {' '.join(args.images)}")
     inspector = Inspector(settings, ModelStore(settings.models, settings.pipeline))
     scores, maps = [], []
     for seq, f in enumerate(files):
-        result = inspector.inspect(Frame(camera=args.camera, seq=seq, image=read_rgb(f)))
+        image = read_image(f, settings.pipeline.max_image_pixels)
+        result = inspector.inspect(Frame(camera=args.camera, seq=seq, image=image))
         v = result.verdict
         if v.verdict == "error" or result.anomaly_map is None:
             print(f"{f}: error ({v.reason}: {v.detail}); left out of calibration", file=sys.stderr)

@@ -16,6 +16,7 @@ import numpy as np
 from inspectd.errors import ImageError
 
 LIMIT_KEY = "pipeline.max_image_pixels"
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"})
 
 
 class ImageTooLargeError(ImageError):
@@ -121,6 +122,21 @@ def decode_image(data: bytes, max_pixels: int, source: str = "") -> np.ndarray:
     if size is None:
         check_pixels(arr.shape[1], arr.shape[0], max_pixels, source)
     return to_rgb8(arr, source, bgr=True)
+
+
+def collect_images(inputs: list[str]) -> list[Path]:
+    """Image files named on a command line: folders give their image files (sorted), files pass as given.
+
+    A missing or unreadable file is kept, so the caller reports it with the rest instead of dropping it.
+    """
+    files: list[Path] = []
+    for raw in inputs:
+        p = Path(raw)
+        if p.is_dir():
+            files.extend(sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()))
+        else:
+            files.append(p)
+    return files
 
 
 def read_image(path: Path, max_pixels: int) -> np.ndarray:

@@ -10,11 +10,10 @@ import cv2
 import numpy as np
 
 from inspectd.errors import ImageError
+from inspectd.imagecodec import IMAGE_SUFFIXES
 from inspectd.logs import get_logger
 
 log = get_logger("datasets")
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 
 
 @dataclass(frozen=True)
