@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from inspectd.bench import BenchOptions, run_bench, variant_settings
-from inspectd.benchreport import format_report, memory_trend, percentiles, summarise_daemon
-from inspectd.cli import main
+from inspectd.bench.driver import BenchOptions, run_bench, variant_settings
+from inspectd.bench.report import format_report, memory_trend, percentiles, summarise_daemon
+from inspectd.cli.main import main
 from tests.plugins.pipeline import tiny_settings
 
 RATIO_KEYS = ("batching", "complexity_cache", "text_cache", "shared_clip")

@@ -8,11 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from inspectd.calibrate import calibrate, threshold_for_frr, write_camera_values
-from inspectd.cli_eval import register
+from inspectd.cli.evaluate import register
 from inspectd.config import load_settings
 from inspectd.errors import ConfigError
-from inspectd.reference import MemoryBank
+from inspectd.pipeline.calibrate import calibrate, threshold_for_frr, write_camera_values
+from inspectd.pipeline.reference import MemoryBank
 
 CONFIG = """\
 # line 3 inspection

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from inspectd.samples import make_part
+from inspectd.bench.samples import make_part
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 def run_cli(args: list[str], env_extra: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess:
     env = {**os.environ, **env_extra}
     return subprocess.run(
-        [sys.executable, "-m", "inspectd.cli", *args],
+        [sys.executable, "-m", "inspectd.cli.main", *args],
         capture_output=True,
         text=True,
         env=env,
@@ -86,11 +86,13 @@ def test_bad_inputs_get_clear_per_file_errors(inspected):
 
 
 def test_help_explains_the_commands():
-    proc = subprocess.run([sys.executable, "-m", "inspectd.cli", "--help"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "inspectd.cli.main", "--help"], capture_output=True, text=True
+    )
     assert proc.returncode == 0
     for word in ("inspect", "run", "models", "check-config", "demo"):
         assert word in proc.stdout
     sub = subprocess.run(
-        [sys.executable, "-m", "inspectd.cli", "inspect", "--help"], capture_output=True, text=True
+        [sys.executable, "-m", "inspectd.cli.main", "inspect", "--help"], capture_output=True, text=True
     )
     assert "heatmap" in sub.stdout and "--camera" in sub.stdout

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from inspectd.inspector import ComplexityCache
+from inspectd.pipeline.inspector import ComplexityCache
 
 
 def test_cache_misses_first_then_hits_until_refresh():

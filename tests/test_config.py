@@ -98,7 +98,7 @@ def test_example_config_in_deploy_is_valid():
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "inspectd.cli", *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "inspectd.cli.main", *args], capture_output=True, text=True, timeout=120
     )
 
 

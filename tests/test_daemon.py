@@ -17,9 +17,9 @@ import cv2
 import pytest
 import zmq
 
-from inspectd.daemon import Daemon
-from inspectd.localbroker import free_port
-from inspectd.samples import make_part, write_clip
+from inspectd.bench.broker import free_port
+from inspectd.bench.samples import make_part, write_clip
+from inspectd.service.daemon import Daemon
 from tests.plugins.broker import Subscriber
 from tests.plugins.pipeline import tiny_settings
 
@@ -263,7 +263,7 @@ def test_overload_answers_every_part(models_dir, store, mosquitto, tmp_path):
 
 
 def test_reference_and_combined_cameras_through_the_daemon(models_dir, store, mosquitto, tmp_path):
-    from inspectd.reference import build_bank
+    from inspectd.pipeline.reference import build_bank
 
     goods = [make_part(256, 192, None, seed=20 + i).image for i in range(3)]
     bank = build_bank(store.backbone(), goods, [None] * len(goods), coreset=256)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from inspectd.localbroker import free_port
-from inspectd.samples import write_clip
+from inspectd.bench.broker import free_port
+from inspectd.bench.samples import write_clip
 from tests.plugins.broker import Subscriber
 from tests.test_daemon import PREFIX, Pusher, png
 
@@ -51,7 +51,7 @@ pixel_threshold = 1.0
 
 
 class Daemon:
-    """`python -m inspectd.cli run` with its notify socket and stderr collected."""
+    """`python -m inspectd.cli.main run` with its notify socket and stderr collected."""
 
     def __init__(self, config: Path, tmp_path: Path) -> None:
         self.notify_path = str(tmp_path / "notify.sock")
@@ -61,7 +61,7 @@ class Daemon:
         self.notes: list[str] = []
         env = {**os.environ, "NOTIFY_SOCKET": self.notify_path, "WATCHDOG_USEC": "30000000"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "inspectd.cli", "run", "--config", str(config)],
+            [sys.executable, "-m", "inspectd.cli.main", "run", "--config", str(config)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
@@ -184,7 +184,7 @@ def test_invalid_config_exits_78_naming_the_key(tmp_path):
     config = tmp_path / "bad.toml"
     config.write_text("[cameras.cam]\nimage_threshold = 0.5\nobjekt = 'screw'\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "inspectd.cli", "run", "--config", str(config)],
+        [sys.executable, "-m", "inspectd.cli.main", "run", "--config", str(config)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -195,7 +195,7 @@ def test_invalid_config_exits_78_naming_the_key(tmp_path):
 
 def test_missing_config_file_exits_78(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "inspectd.cli", "run", "--config", str(tmp_path / "nope.toml")],
+        [sys.executable, "-m", "inspectd.cli.main", "run", "--config", str(tmp_path / "nope.toml")],
         capture_output=True,
         text=True,
         timeout=60,

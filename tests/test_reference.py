@@ -8,7 +8,7 @@ import torch
 
 from inspectd.errors import ImageError, ModelLoadError, ModelNotFoundError
 from inspectd.models.backbone import EfficientNetLite
-from inspectd.reference import MemoryBank, build_bank, combine_maps, score_image
+from inspectd.pipeline.reference import MemoryBank, build_bank, combine_maps, score_image
 
 SIZE = 96
 

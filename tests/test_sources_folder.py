@@ -10,7 +10,7 @@ import pytest
 
 from inspectd.config import SourceConfig
 from inspectd.errors import SourceError
-from inspectd.imagecodec import encode_image
+from inspectd.imaging.codec import encode_image
 from inspectd.sources.folder import FolderSource
 
 

@@ -10,10 +10,10 @@ import time
 import pytest
 import zmq
 
+from inspectd.bench.broker import free_port
 from inspectd.config import CameraConfig, SourceConfig
 from inspectd.errors import SourceError
 from inspectd.frame import Frame
-from inspectd.localbroker import free_port
 from inspectd.sources import PartIdLatch, make_source, parse_trigger, run_source
 from inspectd.sources.folder import FolderSource
 from inspectd.sources.opencv import OpenCvSource

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import zmq
 
+from inspectd.bench.broker import free_port
 from inspectd.config import SourceConfig
 from inspectd.errors import SourceError
-from inspectd.localbroker import free_port
 from inspectd.sources.zmq import ZmqSource
 
 

@@ -36,11 +36,11 @@ def test_survives_reopen_and_continues_ids(tmp_path) -> None:
         spool.append("t", str(i).encode())
     spool.ack(1)
     spool.close()
-    (tmp_path / ".tmp-99").write_bytes(b"half written")
+    (tmp_path / ".000000000099.msg.4242.tmp").write_bytes(b"half written")
     again = Spool(tmp_path, 10)
     assert [(i.id, i.payload) for i in again.peek(10)] == [(2, b"1"), (3, b"2"), (4, b"3")]
     assert again.append("t", b"4") == 5
-    assert not (tmp_path / ".tmp-99").exists()
+    assert not (tmp_path / ".000000000099.msg.4242.tmp").exists()
     assert sorted(os.listdir(tmp_path)) == [f"{i:020d}.msg" for i in (2, 3, 4, 5)]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 
-from inspectd.systemd import Notifier
+from inspectd.service.systemd import Notifier
 
 
 def test_notifier_sends_ready_status_and_watchdog(tmp_path):

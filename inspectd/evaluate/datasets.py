@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from inspectd.errors import ImageError
-from inspectd.imagecodec import IMAGE_SUFFIXES
+from inspectd.imaging.codec import IMAGE_SUFFIXES
 from inspectd.logs import get_logger
 
 log = get_logger("datasets")

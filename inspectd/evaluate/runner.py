@@ -252,7 +252,7 @@ def reference_factory(
     backbone: Any, coreset: int, max_refs: int = 16, foreground: Foreground | None = None
 ) -> ScorerFactory:
     """Reference mode per class: a memory bank from :func:`select_references`, scored with ``score_image``."""
-    from inspectd.reference import build_bank, score_image
+    from inspectd.pipeline.reference import build_bank, score_image
 
     def fg(image: np.ndarray) -> np.ndarray | None:
         return foreground(image) if foreground is not None else None

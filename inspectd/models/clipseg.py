@@ -17,8 +17,8 @@ import torch
 
 from inspectd.errors import ImageError, ModelLoadError, ModelNotFoundError
 from inspectd.models.device import weight_dtype
-from inspectd.models.fetch import FIX_COMMANDS, is_random, missing_model_error
 from inspectd.models.hashing import folder_digest, short_hash
+from inspectd.models.layout import FIX_COMMANDS, is_random, missing_model_error
 
 CLIPSEG_MEAN = (0.485, 0.456, 0.406)
 CLIPSEG_STD = (0.229, 0.224, 0.225)

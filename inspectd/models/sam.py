@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from inspectd.errors import ImageError, ModelLoadError
-from inspectd.models.fetch import is_random, missing_model_error
 from inspectd.models.hashing import cached_sha256, short_hash
+from inspectd.models.layout import is_random, missing_model_error
 
 RELEASED_ARCHS = ("vit_b", "vit_l", "vit_h")
 _EXPLICIT_KEYS = {

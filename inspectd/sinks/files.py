@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import cv2
 
-from inspectd.heatmap import map_to_png16, overlay
-from inspectd.inspector import InspectionResult
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+from inspectd.atomicfile import write_atomic
+from inspectd.imaging.heatmap import map_to_png16, overlay
+from inspectd.pipeline.inspector import InspectionResult
 
 
 class FileSink:
@@ -36,17 +30,17 @@ class FileSink:
         record.update(extra or {})
         if result.anomaly_map is not None:
             path = self.out_dir / f"{stem}.map.png"
-            _atomic_write(path, map_to_png16(result.anomaly_map))
+            write_atomic(path, map_to_png16(result.anomaly_map))
             written["map"] = str(path)
         if result.image is not None:
             rgb = overlay(result.image, result.anomaly_map, result.verdict.defects, self.heatmap_max_side)
             ok, buf = cv2.imencode(".png", rgb[..., ::-1])
             if ok:
                 path = self.out_dir / f"{stem}.heatmap.png"
-                _atomic_write(path, buf.tobytes())
+                write_atomic(path, buf.tobytes())
                 written["heatmap"] = str(path)
         record["files"] = dict(written)
         path = self.out_dir / f"{stem}.json"
-        _atomic_write(path, (json.dumps(record, indent=2) + "\n").encode())
+        write_atomic(path, (json.dumps(record, indent=2) + "\n").encode())
         written["record"] = str(path)
         return written

@@ -14,11 +14,11 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+from inspectd.atomicfile import is_temporary, write_atomic
 from inspectd.errors import ConfigError
 from inspectd.logs import get_logger
 
 SUFFIX = ".msg"
-TMP_PREFIX = ".tmp-"
 
 
 @dataclass(frozen=True)
@@ -48,14 +48,13 @@ class Spool:
                 f"fix the path or its permissions (the daemon user must own it)"
             ) from exc
         for name in names:
-            if name.startswith(TMP_PREFIX):
+            if is_temporary(name):
                 (self.dir / name).unlink(missing_ok=True)
         ids = sorted(
             int(n[: -len(SUFFIX)]) for n in names if n.endswith(SUFFIX) and n[: -len(SUFFIX)].isdigit()
         )
         self._ids: deque[int] = deque(ids)
         self._next_id = (ids[-1] + 1) if ids else 1
-        self._dir_fd = os.open(self.dir, os.O_RDONLY)
         if ids:
             self.log.info("spool_recovered", messages=len(ids))
 
@@ -76,13 +75,7 @@ class Spool:
         with self._lock:
             msg_id = self._next_id
             self._next_id += 1
-            tmp = self.dir / f"{TMP_PREFIX}{msg_id}"
-            with open(tmp, "wb") as fh:
-                fh.write(topic.encode("utf-8") + b"\n" + payload)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.rename(tmp, self._path(msg_id))
-            os.fsync(self._dir_fd)
+            write_atomic(self._path(msg_id), topic.encode("utf-8") + b"\n" + payload, durable=True)
             self._ids.append(msg_id)
             while len(self._ids) > self.max_messages:
                 old = self._ids.popleft()
@@ -122,7 +115,4 @@ class Spool:
         self._path(msg_id).unlink(missing_ok=True)
 
     def close(self) -> None:
-        """Release the directory handle."""
-        if self._dir_fd >= 0:
-            os.close(self._dir_fd)
-            self._dir_fd = -1
+        """Nothing is held open between appends; kept so callers can close every sink alike."""

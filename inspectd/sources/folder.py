@@ -14,7 +14,7 @@ from pathlib import Path
 from inspectd.config import SourceConfig
 from inspectd.errors import ImageError, SourceError
 from inspectd.frame import Frame
-from inspectd.imagecodec import ImageTooLargeError, read_image
+from inspectd.imaging.codec import ImageTooLargeError, read_image
 from inspectd.logs import get_logger
 from inspectd.sources.base import FrameSource
 

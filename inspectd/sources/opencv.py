@@ -16,7 +16,7 @@ import cv2
 from inspectd.config import SourceConfig
 from inspectd.errors import ImageError, SourceError
 from inspectd.frame import Frame, utcnow
-from inspectd.imagecodec import check_pixels, to_rgb8
+from inspectd.imaging.codec import check_pixels, to_rgb8
 from inspectd.logs import get_logger
 from inspectd.sources.base import EndOfStream, FrameSource
 

@@ -22,7 +22,7 @@ import zmq
 from inspectd.config import SourceConfig
 from inspectd.errors import ImageError, MessageError, SourceError
 from inspectd.frame import Frame, utcnow
-from inspectd.imagecodec import ImageTooLargeError, check_pixels, decode_image, to_rgb8
+from inspectd.imaging.codec import ImageTooLargeError, check_pixels, decode_image, to_rgb8
 from inspectd.logs import get_logger
 from inspectd.sources.base import FrameSource
 

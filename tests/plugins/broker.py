@@ -13,7 +13,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from inspectd.localbroker import INSTALL_HINT, LocalBroker, find_mosquitto
+from inspectd.bench.broker import INSTALL_HINT, LocalBroker, find_mosquitto
 
 Broker = LocalBroker
 

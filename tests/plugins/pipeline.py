@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from inspectd.config import Settings, load_settings
-from inspectd.inspector import Inspector
 from inspectd.models.store import ModelStore
+from inspectd.pipeline.inspector import Inspector
 
 
 def tiny_settings(models_dir: Path, cache_dir: Path, **overrides) -> Settings:

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 from inspectd.config import SchedulerConfig
 from inspectd.frame import Frame
-from inspectd.inspector import FramePlan, InspectionResult, Inspector
 from inspectd.logs import get_logger
+from inspectd.pipeline.inspector import FramePlan, InspectionResult, Inspector
 
 log = get_logger("scheduler")
 

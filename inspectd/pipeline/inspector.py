@@ -301,7 +301,7 @@ class Inspector:
     # ---- stage 4: reference mode (device) ---------------------------------------------------------------
 
     def _reference(self, name: str, camera: CameraConfig):
-        from inspectd.reference import MemoryBank
+        from inspectd.pipeline.reference import MemoryBank
 
         with self._lock:
             bank = self._references.get(name)
@@ -320,7 +320,7 @@ class Inspector:
         """PatchCore-style map and score against the camera's good parts, for reference/combined cameras."""
         if plan.done is not None or plan.camera.mode == "zero-shot":
             return None
-        from inspectd.reference import score_image
+        from inspectd.pipeline.reference import score_image
 
         t0 = time.perf_counter()
         bank = self._reference(plan.frame.camera, plan.camera)
@@ -353,7 +353,7 @@ class Inspector:
             if cam.mode == "reference":
                 amap, score = ref_map, ref_score
             else:
-                from inspectd.reference import combine_maps
+                from inspectd.pipeline.reference import combine_maps
 
                 amap = combine_maps(amap, ref_map, cam.combined_weight)
                 score = (1.0 - cam.combined_weight) * score + cam.combined_weight * ref_score

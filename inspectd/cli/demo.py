@@ -7,19 +7,59 @@ started when none answers on localhost:1883), and prints the verdicts as the PLC
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import torch
+from inspectd.cli.common import EX_OK, configure_logging, settings_from_args
 
-from inspectd.config import Settings, load_settings
-from inspectd.localbroker import INSTALL_HINT, LocalBroker, broker_reachable, find_mosquitto
-from inspectd.logs import get_logger
-from inspectd.samples import write_clip, write_samples
+if TYPE_CHECKING:
+    from inspectd.config import Settings
 
-log = get_logger("demo")
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add `demo` and `samples` to the command tree."""
+    p = sub.add_parser(
+        "demo",
+        parents=[common],
+        help="the main job on embedded defaults (no camera, no config)",
+        description="Write generated sample parts and a clip, inspect the parts, then run the "
+        "daemon on the clip publishing verdicts to MQTT (starts a local mosquitto if none answers "
+        "on localhost:1883) and print them as the PLC sees them.",
+    )
+    p.add_argument("--out", default="demo-out", metavar="DIR", help="output folder (default: %(default)s)")
+    p.add_argument(
+        "--frames", type=int, default=8, help="generated parts / clip frames (default: %(default)s)"
+    )
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("samples", help="write generated sample parts (and a short clip) for a demo")
+    p.add_argument("folder", metavar="DIR")
+    p.add_argument("--count", type=int, default=8)
+    p.add_argument("--clip", action="store_true", help="also write clip.avi (MJPG) for the video source")
+    p.set_defaults(func=cmd_samples)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Inspect generated parts, then run the daemon on a generated clip publishing to MQTT."""
+    settings = settings_from_args(args)
+    configure_logging(settings, args.verbose)
+    return run_demo(settings, Path(args.out), args.frames)
+
+
+def cmd_samples(args: argparse.Namespace) -> int:
+    """Write generated sample parts (good and defective) for a first run or a demo."""
+    from inspectd.bench.samples import write_clip, write_samples
+
+    paths = write_samples(Path(args.folder), args.count)
+    if args.clip:
+        paths.append(write_clip(Path(args.folder) / "clip.avi", frames=args.count))
+    for p in paths:
+        print(p)
+    return EX_OK
 
 
 def demo_settings(base: Settings, clip: Path, host: str, port: int, mqtt: bool, spool: Path) -> Settings:
@@ -32,6 +72,10 @@ def demo_settings(base: Settings, clip: Path, host: str, port: int, mqtt: bool, 
         {"enabled": mqtt, "host": host, "port": port, "prefix": "inspectd-demo", "spool_dir": str(spool)}
     )
     data["metrics"]["enabled"] = False
+    import torch
+
+    from inspectd.config import load_settings
+
     if base.models.device != "cuda" and not torch.cuda.is_available():
         # SAM's automatic masks at the GPU default grid take minutes per part on a CPU; a coarser grid is
         # enough for the complexity figure of the demo's simple parts
@@ -71,9 +115,11 @@ def _watch_verdicts(host: str, port: int, prefix: str, ready: threading.Event):
 
 def run_demo(base: Settings, out: Path, frames: int = 8) -> int:
     """Run the whole demo; returns the exit status."""
-    from inspectd.cli import inspect_files
-    from inspectd.daemon import Daemon, run_daemon
+    from inspectd.bench.broker import INSTALL_HINT, LocalBroker, broker_reachable, find_mosquitto
+    from inspectd.bench.samples import write_clip, write_samples
+    from inspectd.cli.inspect import inspect_files
     from inspectd.models.store import ModelStore
+    from inspectd.service.daemon import Daemon, run_daemon
 
     out.mkdir(parents=True, exist_ok=True)
     samples = write_samples(out / "samples", count=frames)

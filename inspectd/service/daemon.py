@@ -15,17 +15,17 @@ from typing import Any
 from inspectd.config import Settings, load_settings
 from inspectd.errors import ConfigError
 from inspectd.frame import Frame
-from inspectd.heatmap import overlay
-from inspectd.imagecodec import encode_image
-from inspectd.inspector import InspectionResult, Inspector
+from inspectd.imaging.codec import encode_image
+from inspectd.imaging.heatmap import overlay
 from inspectd.logs import get_logger
-from inspectd.metrics import Metrics
 from inspectd.models.store import ModelStore
-from inspectd.scheduler import Scheduler
+from inspectd.pipeline.inspector import InspectionResult, Inspector
+from inspectd.service.metrics import Metrics
+from inspectd.service.scheduler import Scheduler
+from inspectd.service.systemd import Notifier
 from inspectd.sinks.mqtt import MqttSink
 from inspectd.sources.base import FrameSource, PartIdLatch, parse_trigger
 from inspectd.sources.runner import make_source, run_source
-from inspectd.systemd import Notifier
 
 log = get_logger("daemon")
 

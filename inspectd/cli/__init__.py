@@ -1,0 +1,1 @@
+"""The `inspectd` command line: one module per command group, registered by :mod:`inspectd.cli.main`."""
