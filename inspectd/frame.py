@@ -11,11 +11,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from inspectd import __version__
+from inspectd.errors import ErrorReason
 
 VerdictKind = Literal["pass", "fail", "error"]
-ErrorReason = Literal[
-    "no_foreground", "overloaded", "source_fault", "decode_error", "image_too_large", "internal", "shutdown"
-]
 
 
 def utcnow() -> datetime:
@@ -64,9 +62,7 @@ class Verdict(BaseModel):
     seq: int
     captured_at: datetime
     verdict: VerdictKind
-    reason: str | None = Field(
-        None, description="why the verdict is 'error' (overloaded, no_foreground, ...)"
-    )
+    reason: ErrorReason | None = Field(None, description="why the verdict is 'error'; null otherwise")
     detail: str | None = Field(None, description="human-readable detail for an error")
     score: float | None = Field(None, description="image anomaly score in [0, 1]")
     threshold: float | None = Field(None, description="the camera's image threshold at the time")
@@ -81,7 +77,7 @@ class Verdict(BaseModel):
     version: str = __version__
 
     @classmethod
-    def error(cls, frame: Frame, reason: str, detail: str | None = None, **extra: Any) -> Verdict:
+    def error(cls, frame: Frame, reason: ErrorReason, detail: str | None = None, **extra: Any) -> Verdict:
         """An ``error`` verdict for a frame that could not be judged."""
         return cls(
             camera=frame.camera,

@@ -59,7 +59,7 @@ def inspect_files(settings, inputs: list[str], out: Path, camera: str | None, st
             frame.image = read_image(path, settings.pipeline.max_image_pixels)
         except ImageError as exc:
             frame.error = str(exc)
-            frame.error_reason = "image_too_large" if "max_image_pixels" in str(exc) else "decode_error"
+            frame.error_reason = exc.reason
         result = inspector.inspect(frame)
         sink.write(path.stem, result, {"file": str(path)})
         v = result.verdict

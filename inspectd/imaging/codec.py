@@ -13,14 +13,10 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from inspectd.errors import ImageError
+from inspectd.errors import ImageError, ImageTooLargeError
 
 LIMIT_KEY = "pipeline.max_image_pixels"
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"})
-
-
-class ImageTooLargeError(ImageError):
-    """The image has more pixels than ``pipeline.max_image_pixels`` allows."""
 
 
 def _where(source: str) -> str:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from inspectd.config import CameraConfig, Settings
-from inspectd.errors import ConfigError, ImageError
+from inspectd.errors import ConfigError, ErrorReason, ImageError
 from inspectd.frame import Frame, Verdict
 from inspectd.logs import get_logger
 from inspectd.method.complexity import aggregate_complexity, complexity_from_masks
@@ -140,7 +140,7 @@ class Inspector:
         cam = self.camera_config(frame.camera)
         plan = FramePlan(frame=frame, camera=cam)
         if frame.image is None:
-            reason = frame.error_reason or "decode_error"
+            reason = frame.error_reason or ErrorReason.DECODE_ERROR
             self._finish_error(plan, reason, frame.error or "the source delivered no image")
             return plan
         image = frame.image
@@ -148,7 +148,7 @@ class Inspector:
         if image.shape[0] * image.shape[1] > limit:
             self._finish_error(
                 plan,
-                "image_too_large",
+                ErrorReason.IMAGE_TOO_LARGE,
                 f"{image.shape[1]}x{image.shape[0]} exceeds pipeline.max_image_pixels={limit}",
             )
             return plan
@@ -180,7 +180,7 @@ class Inspector:
         if not plan.components:
             self._finish_error(
                 plan,
-                "no_foreground",
+                ErrorReason.NO_FOREGROUND,
                 "IS-Net found no object large enough in the frame (for a surface or texture that fills the "
                 f'view, set cameras.{frame.camera}.foreground = "full")',
             )
@@ -391,13 +391,13 @@ class Inspector:
         plan.done = InspectionResult(verdict, frame.image, full_map, plan.foreground)
         return plan.done
 
-    def _finish_error(self, plan: FramePlan, reason: str, detail: str) -> None:
+    def _finish_error(self, plan: FramePlan, reason: ErrorReason, detail: str) -> None:
         verdict = Verdict.error(
             plan.frame, reason, detail, stage_ms={k: round(v, 2) for k, v in plan.stage_ms.items()}
         )
         plan.done = InspectionResult(verdict, plan.frame.image, None, plan.foreground)
 
-    def fail(self, plan: FramePlan, reason: str, detail: str) -> InspectionResult:
+    def fail(self, plan: FramePlan, reason: ErrorReason, detail: str) -> InspectionResult:
         """Give a frame an ``error`` verdict (overload, internal fault) so its part is never left silent."""
         if plan.done is None:
             self._finish_error(plan, reason, detail)
@@ -422,4 +422,4 @@ class Inspector:
             raise
         except Exception as exc:
             log.exception("inspection_failed", camera=frame.camera, seq=frame.seq, part_id=frame.part_id)
-            return self.fail(plan, "internal", f"{type(exc).__name__}: {exc}")
+            return self.fail(plan, ErrorReason.INTERNAL, f"{type(exc).__name__}: {exc}")

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from inspectd.config import SchedulerConfig
+from inspectd.errors import ErrorReason
 from inspectd.frame import Frame
 from inspectd.logs import get_logger
 from inspectd.pipeline.inspector import FramePlan, InspectionResult, Inspector
@@ -111,14 +112,14 @@ class Scheduler:
         with self._cv:
             if not self._accepting:
                 victim = _Ticket(frame.camera, next(self._queue(frame.camera).orders), frame)
-                victim_reason = "shutdown"
+                victim_reason = ErrorReason.SHUTDOWN
             else:
                 q = self._queue(frame.camera)
                 self.stats.submitted += 1
                 if len(q.waiting) >= q.limit:
                     if live:
                         victim = q.waiting.popleft()
-                        victim_reason = "overloaded"
+                        victim_reason = ErrorReason.OVERLOADED
                     else:
                         deadline = None if timeout is None else time.monotonic() + timeout
                         while len(q.waiting) >= q.limit and self._accepting:
@@ -128,7 +129,9 @@ class Scheduler:
                             self._cv.wait(left)
                         if len(q.waiting) >= q.limit or not self._accepting:
                             victim = _Ticket(frame.camera, next(q.orders), frame)
-                            victim_reason = "overloaded" if self._accepting else "shutdown"
+                            victim_reason = (
+                                ErrorReason.OVERLOADED if self._accepting else ErrorReason.SHUTDOWN
+                            )
                 if victim is None or victim.frame is not frame:
                     q.waiting.append(_Ticket(frame.camera, next(q.orders), frame))
                 self._cv.notify_all()
@@ -136,9 +139,9 @@ class Scheduler:
             self._shed(victim, victim_reason)
         return victim is None or victim.frame is not frame
 
-    def _shed(self, ticket: _Ticket, reason: str) -> None:
+    def _shed(self, ticket: _Ticket, reason: ErrorReason) -> None:
         """Answer a frame that will not be inspected: an error verdict if it names a part, else a count."""
-        if ticket.frame.part_id is None and reason == "overloaded":
+        if ticket.frame.part_id is None and reason == ErrorReason.OVERLOADED:
             self.stats.dropped += 1
             self.stats.dropped_by_camera[ticket.camera] += 1
             log.debug("frame_dropped", camera=ticket.camera, seq=ticket.frame.seq, reason=reason)
@@ -155,7 +158,7 @@ class Scheduler:
         plan = FramePlan(frame=ticket.frame, camera=self.inspector.camera_config(ticket.camera))
         detail = (
             "the inspection queue was full; the line is sending parts faster than this machine inspects them"
-            if reason == "overloaded"
+            if reason == ErrorReason.OVERLOADED
             else "the daemon was shutting down"
         )
         self._complete(ticket, self.inspector.fail(plan, reason, detail))
@@ -190,7 +193,7 @@ class Scheduler:
             self._cv.notify_all()
         self._device.join(timeout=5.0)
         for t in leftovers:
-            self._shed(t, "shutdown")
+            self._shed(t, ErrorReason.SHUTDOWN)
         self._pool.shutdown(wait=True)
         return drained
 
@@ -261,7 +264,7 @@ class Scheduler:
             log.exception("frame_failed", camera=ticket.camera, seq=ticket.frame.seq)
             plan = ticket.plan or FramePlan(frame=ticket.frame, camera=insp.camera_config(ticket.camera))
             ticket.plan = plan
-            insp.fail(plan, "internal", f"{type(exc).__name__}: {exc}")
+            insp.fail(plan, ErrorReason.INTERNAL, f"{type(exc).__name__}: {exc}")
         if plan.done is not None or plan.camera.mode == "reference":
             self._pool.submit(self._finish, ticket, None)
         else:
@@ -274,7 +277,7 @@ class Scheduler:
             self.inspector.make_tiles(ticket.plan)
         except Exception as exc:
             log.exception("tiling_failed", camera=ticket.camera, seq=ticket.frame.seq)
-            self.inspector.fail(ticket.plan, "internal", f"{type(exc).__name__}: {exc}")
+            self.inspector.fail(ticket.plan, ErrorReason.INTERNAL, f"{type(exc).__name__}: {exc}")
         with self._cv:
             self._tiling -= 1
             if ticket.plan.done is None:
@@ -298,7 +301,7 @@ class Scheduler:
         except Exception as exc:
             log.exception("batch_failed", tiles=n, frames=len(batch))
             for t in batch:
-                self.inspector.fail(t.plan, "internal", f"{type(exc).__name__}: {exc}")
+                self.inspector.fail(t.plan, ErrorReason.INTERNAL, f"{type(exc).__name__}: {exc}")
             outputs = [None] * len(batch)
         for t, out in zip(batch, outputs, strict=True):
             self._pool.submit(self._finish, t, out)
@@ -310,7 +313,7 @@ class Scheduler:
             result = self.inspector.finish(ticket.plan, outputs, ticket.reference)
         except Exception as exc:
             log.exception("fusion_failed", camera=ticket.camera, seq=ticket.frame.seq)
-            result = self.inspector.fail(ticket.plan, "internal", f"{type(exc).__name__}: {exc}")
+            result = self.inspector.fail(ticket.plan, ErrorReason.INTERNAL, f"{type(exc).__name__}: {exc}")
         with self._cv:
             self._inflight -= 1
             self.stats.inspected += 1

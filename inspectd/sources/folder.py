@@ -14,7 +14,7 @@ from pathlib import Path
 from inspectd.config import SourceConfig
 from inspectd.errors import ImageError, SourceError
 from inspectd.frame import Frame
-from inspectd.imaging.codec import ImageTooLargeError, read_image
+from inspectd.imaging.codec import read_image
 from inspectd.logs import get_logger
 from inspectd.sources.base import FrameSource
 
@@ -107,7 +107,7 @@ class FolderSource(FrameSource):
         except ImageError as exc:
             self.stats["errors"] += 1
             self.log.warning("file_undecodable", path=str(path), reason=str(exc))
-            reason = "image_too_large" if isinstance(exc, ImageTooLargeError) else "decode_error"
+            reason = exc.reason
             return Frame(
                 camera=self.camera,
                 seq=self.next_seq(),

@@ -22,7 +22,7 @@ import zmq
 from inspectd.config import SourceConfig
 from inspectd.errors import ImageError, MessageError, SourceError
 from inspectd.frame import Frame, utcnow
-from inspectd.imaging.codec import ImageTooLargeError, check_pixels, decode_image, to_rgb8
+from inspectd.imaging.codec import check_pixels, decode_image, to_rgb8
 from inspectd.logs import get_logger
 from inspectd.sources.base import FrameSource
 
@@ -192,7 +192,7 @@ class ZmqSource(FrameSource):
         return Frame(
             camera=self.camera, seq=self.next_seq(), image=None, part_id=str(part_id),
             trigger_id=None if trigger_id is None else str(trigger_id), error=reason,
-            error_reason="image_too_large" if isinstance(exc, ImageTooLargeError) else "decode_error",
+            error_reason=exc.reason,
             meta={"source": "zmq"},
         )  # fmt: skip
 
