@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from inspectd.config import Settings, load_settings
-from inspectd.errors import ConfigError
+from inspectd.errors import ConfigError, ErrorReason
 from inspectd.frame import Frame
 from inspectd.imaging.codec import encode_image
 from inspectd.imaging.heatmap import overlay
@@ -24,10 +24,13 @@ from inspectd.service.metrics import Metrics
 from inspectd.service.scheduler import Scheduler
 from inspectd.service.systemd import Notifier
 from inspectd.sinks.mqtt import MqttSink
-from inspectd.sources.base import FrameSource, PartIdLatch, parse_trigger
-from inspectd.sources.runner import make_source, run_source
+from inspectd.sources.base import FrameSource
+from inspectd.sources.runner import make_source, no_frame, run_source
+from inspectd.sources.triggers import Trigger, TriggerQueue, parse_trigger, unanswered
 
 log = get_logger("daemon")
+
+TRIGGER_WINDOW_S = 10.0
 
 RESTART_SECTIONS = ("models", "scheduler", "mqtt", "metrics", "logging")
 
@@ -109,7 +112,7 @@ class Daemon:
         self.stop_event = threading.Event()
         self.reload_event = threading.Event()
         self.inspector = Inspector(settings, self.store)
-        self.latches = {name: PartIdLatch() for name in settings.cameras}
+        self.triggers = {name: TriggerQueue(TRIGGER_WINDOW_S) for name in settings.cameras}
         self.states = {name: CameraState(name) for name in settings.cameras}
         self.sources: dict[str, FrameSource] = {}
         self.threads: list[threading.Thread] = []
@@ -123,6 +126,9 @@ class Daemon:
         self._was_healthy = True
         self._counted: dict[str, dict[str, int]] = {}
         self._lock = threading.Lock()
+        self._closing = False
+        self._drain_deadline = 0.0
+        self._triggers_cut = 0
 
     # ---- start-up ------------------------------------------------------------------------------------------
 
@@ -148,13 +154,13 @@ class Daemon:
                 "no cameras configured: add a [cameras.NAME] section with a [cameras.NAME.source]"
             )
         self.metrics_port = self.metrics.serve(self.settings.metrics)
+        for name, cam in self.settings.cameras.items():
+            self.sources[name] = make_source(name, cam, self.settings.pipeline.max_image_pixels)
+        self.scheduler.start()
         if self.settings.mqtt.enabled:
             self.sink = MqttSink(self.settings.mqtt, list(self.settings.cameras), self._on_trigger)
             self.sink.start()
-        self.scheduler.start()
-        for name, cam in self.settings.cameras.items():
-            source = make_source(name, cam, self.settings.pipeline.max_image_pixels)
-            self.sources[name] = source
+        for name, source in self.sources.items():
             t = threading.Thread(
                 target=run_source,
                 args=(
@@ -162,7 +168,8 @@ class Daemon:
                     self._submitter(source),
                     self.stop_event,
                     self._state_callback(name),
-                    self.latches[name],
+                    self.triggers[name],
+                    lambda: self._drain_deadline,
                 ),
                 name=f"source-{name}",
                 daemon=True,
@@ -212,18 +219,41 @@ class Daemon:
         )
 
     def _on_trigger(self, camera: str, payload: str) -> None:
-        latch = self.latches.get(camera)
+        queue = self.triggers.get(camera)
         part_id, trigger_id = parse_trigger(payload)
-        if latch is None or part_id is None:
+        if queue is None or part_id is None:
             log.warning(
                 "trigger_ignored",
                 camera=camera,
                 payload=payload[:200],
-                reason="unknown camera" if latch is None else "empty part id",
+                reason="unknown camera" if queue is None else "empty part id",
             )
             return
-        latch.set(part_id, trigger_id)
-        log.info("trigger", camera=camera, part_id=part_id, trigger_id=trigger_id)
+        trigger = Trigger(part_id, trigger_id)
+        log.info("trigger", camera=camera, part_id=part_id, trigger_id=trigger_id, waiting=len(queue) + 1)
+        if self._closing:
+            self._answer_trigger(camera, trigger, ErrorReason.SHUTDOWN, "the daemon was shutting down")
+            return
+        evicted = queue.push(trigger)
+        if evicted is not None:
+            self._answer_trigger(
+                camera,
+                evicted,
+                ErrorReason.OVERLOADED,
+                f"{queue.limit} triggers were waiting for frames of camera {camera}; the oldest was dropped",
+            )
+
+    def _answer_trigger(self, camera: str, trigger: Trigger, reason: ErrorReason, detail: str) -> None:
+        """Answer a trigger that will get no frame, in its camera's order."""
+        frame = unanswered(camera, self.sources[camera].next_seq(), trigger, reason, detail)
+        self.scheduler.submit(frame, live=False)
+
+    def expire_triggers(self) -> None:
+        """Answer every trigger that waited longer than its window with ``error``/``no_frame``."""
+        for name, queue in self.triggers.items():
+            for trigger in queue.expire():
+                log.warning("trigger_expired", camera=name, part_id=trigger.part_id, window_s=queue.window_s)
+                self.scheduler.submit(no_frame(self.sources[name], trigger, queue.window_s), live=False)
 
     def _state_callback(self, name: str):
         def on_state(state: dict[str, Any]) -> None:
@@ -330,6 +360,7 @@ class Daemon:
                         since_s=round(now - self.last_progress, 1),
                         detail="frames wait but no verdict came out; the systemd watchdog will restart inspectd",
                     )
+            self.expire_triggers()
             self.notifier.status(self.status_line())
             self._update_counters()
             if self.sink is not None:
@@ -338,17 +369,42 @@ class Daemon:
             self.stop_event.wait(tick)
 
     def shutdown(self) -> bool:
-        """Stop sources, drain in-flight frames and publish their verdicts, publish offline, close."""
+        """Answer everything taken in, then close: True (``drained``) when every part got its own result.
+
+        Order: triggers stop being queued, sources stop reading and hand over what they already received
+        (a ZeroMQ socket's queue), waiting triggers are answered, the scheduler finishes frames until
+        ``scheduler.drain_timeout_s`` (the rest get ``error``/``shutdown``), verdicts are flushed, MQTT closes.
+        """
+        started = time.monotonic()
+        deadline = started + self.settings.scheduler.drain_timeout_s
+        self._closing = True
+        self._drain_deadline = started + self.settings.scheduler.drain_timeout_s / 2
+        self.scheduler.begin_drain()
         self.stop_event.set()
         self.notifier.stopping()
         log.info("shutting_down", pending=self.scheduler.pending())
-        drained = self.scheduler.stop(self.settings.scheduler.drain_timeout_s)
         for t in self.threads:
-            t.join(timeout=5.0)
+            t.join(timeout=max(0.1, deadline - time.monotonic()))
+        sources_stopped = not any(t.is_alive() for t in self.threads)
+        for name, queue in self.triggers.items():
+            for trigger in queue.take_all():
+                self._triggers_cut += 1
+                self._answer_trigger(
+                    name, trigger, ErrorReason.SHUTDOWN, "the daemon stopped before a frame came"
+                )
+        finished = self.scheduler.stop(max(0.0, deadline - time.monotonic()))
+        drained = finished and sources_stopped and self._triggers_cut == 0
         if self.sink is not None:
             self.sink.stop(timeout=5.0)
         self.metrics.close()
-        log.info("stopped", drained=drained, verdicts=self.verdicts)
+        log.info(
+            "stopped",
+            drained=drained,
+            verdicts=self.verdicts,
+            answered_shutdown=self.scheduler.stats.shutdown,
+            sources_stopped=sources_stopped,
+            drain_s=round(time.monotonic() - started, 2),
+        )
         self.notifier.close()
         return drained
 
