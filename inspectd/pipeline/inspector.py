@@ -376,6 +376,7 @@ class Inspector:
             trigger_id=frame.trigger_id,
             seq=frame.seq,
             captured_at=frame.captured_at,
+            origin=frame.origin,
             verdict=kind,
             score=round(float(score), 6),
             threshold=cam.image_threshold,

@@ -170,13 +170,13 @@ class ZmqSource(FrameSource):
             image = decode_payload(header, payload, self.max_pixels, f"camera {self.camera}")
         except (MessageError, ImageError) as exc:
             return self._bad(header, exc)
-        meta = {"source": "zmq"}
+        origin = None
         if "msg" in header:
-            meta["msg"] = header["msg"]
+            origin = str(header["msg"])
         return Frame(
             camera=self.camera, seq=self.next_seq(), image=image, captured_at=captured,
             part_id=None if part_id is None else str(part_id),
-            trigger_id=None if trigger_id is None else str(trigger_id), meta=meta,
+            trigger_id=None if trigger_id is None else str(trigger_id), origin=origin,
         )  # fmt: skip
 
     def _bad(self, header: dict[str, Any], exc: Exception) -> Frame | None:
@@ -193,7 +193,6 @@ class ZmqSource(FrameSource):
             camera=self.camera, seq=self.next_seq(), image=None, part_id=str(part_id),
             trigger_id=None if trigger_id is None else str(trigger_id), error=reason,
             error_reason=exc.reason,
-            meta={"source": "zmq"},
         )  # fmt: skip
 
     def read(self, timeout: float) -> Frame | None:
