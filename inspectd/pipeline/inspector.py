@@ -19,7 +19,7 @@ import torch
 
 from inspectd.config import CameraConfig, Settings
 from inspectd.errors import ConfigError, ErrorReason, ImageError
-from inspectd.frame import Frame, Verdict
+from inspectd.frame import Defect, Frame, Verdict
 from inspectd.logs import get_logger
 from inspectd.method.complexity import aggregate_complexity, complexity_from_masks
 from inspectd.method.foreground import Component, binarize, split_components
@@ -30,6 +30,11 @@ from inspectd.method.verdict import decide, defect_regions, image_score
 from inspectd.models.store import ModelStore
 
 log = get_logger("inspector")
+
+
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    """A network output as float32 numpy on the CPU, for the method's array code."""
+    return tensor.detach().float().cpu().numpy()
 
 
 @dataclass
@@ -240,14 +245,15 @@ class Inspector:
 
     # ---- stage 3: CLIPSeg + WinCLIP on a batch of tiles from many frames (device) ---------------------
 
-    def _class_embeddings(self, which: str, camera: CameraConfig) -> torch.Tensor:
+    def _class_embeddings(self, which: str, camera: CameraConfig) -> np.ndarray:
         key = (which, camera.object)
         with self._lock:
             cached = self._classes.get(key)
         if cached is None:
             normal, anomalous = compositional_prompts(camera.object)
             cached = class_embeddings(
-                self.store.text_features(which, normal), self.store.text_features(which, anomalous)
+                _numpy(self.store.text_features(which, normal)),
+                _numpy(self.store.text_features(which, anomalous)),
             )
             if self.settings.pipeline.text_cache:
                 with self._lock:
@@ -288,10 +294,9 @@ class Inspector:
                     per_prompt = clipseg.decode(feats, cond, index=sel)
                     dest = local[chunk][sel]
                     maps[i][dest] = harmonic_mean(per_prompt, axis=1)
-                    probs = anomaly_probability(
-                        embeds[sel], self._class_embeddings(which, cam), scorer.logit_scale
+                    scores[i][dest] = anomaly_probability(
+                        _numpy(embeds[sel]), self._class_embeddings(which, cam), scorer.logit_scale
                     )
-                    scores[i][dest] = probs.float().cpu().numpy()
         elapsed = (time.perf_counter() - t0) * 1000.0
         return [
             TileOutputs(m, s, elapsed * n / max(1, total))
@@ -359,10 +364,11 @@ class Inspector:
                 score = (1.0 - cam.combined_weight) * score + cam.combined_weight * ref_score
         plan.timed("fusion", t0)
         t0 = time.perf_counter()
-        defects = defect_regions(amap, cam.pixel_threshold, cam.min_defect_area)
         ox, oy = plan.roi_offset
-        for d in defects:
-            d.bbox = (d.bbox[0] + ox, d.bbox[1] + oy, d.bbox[2], d.bbox[3])
+        defects = [
+            Defect(bbox=(r.x + ox, r.y + oy, r.width, r.height), area_px=r.area_px, score=r.score)
+            for r in defect_regions(amap, cam.pixel_threshold, cam.min_defect_area)
+        ]
         kind = decide(score, defects, cam.image_threshold)
         plan.timed("verdict", t0)
         frame = plan.frame
