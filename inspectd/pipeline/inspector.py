@@ -24,6 +24,7 @@ from inspectd.logs import get_logger
 from inspectd.method.complexity import aggregate_complexity, complexity_from_masks
 from inspectd.method.foreground import Component, binarize, split_components
 from inspectd.method.fusion import component_scores, harmonic_mean, stitch
+from inspectd.method.patchcore import fuse_maps
 from inspectd.method.prompts import anomaly_probability, class_embeddings, compositional_prompts
 from inspectd.method.tiling import Tile, limit_frame_tiles, plan_tiles
 from inspectd.method.verdict import decide, defect_regions, image_score
@@ -224,6 +225,10 @@ class Inspector:
             components=len(values),
         )
 
+    def needs_tiles(self, plan: FramePlan) -> bool:
+        """Whether the frame goes on to tiling and the CLIPSeg/WinCLIP pass (not in reference mode)."""
+        return plan.done is None and plan.camera.mode != "reference"
+
     def make_tiles(self, plan: FramePlan) -> None:
         """Plan tiles per component and cut them out at the model's input size."""
         if plan.done is not None or plan.camera.mode == "reference":
@@ -358,9 +363,7 @@ class Inspector:
             if cam.mode == "reference":
                 amap, score = ref_map, ref_score
             else:
-                from inspectd.pipeline.reference import combine_maps
-
-                amap = combine_maps(amap, ref_map, cam.combined_weight)
+                amap = fuse_maps(amap, ref_map, cam.combined_weight)
                 score = (1.0 - cam.combined_weight) * score + cam.combined_weight * ref_score
         plan.timed("fusion", t0)
         t0 = time.perf_counter()
@@ -422,7 +425,7 @@ class Inspector:
             self.make_tiles(plan)
             reference = self.score_reference(plan)
             outputs = None
-            if plan.done is None and plan.camera.mode != "reference":
+            if self.needs_tiles(plan):
                 outputs = self.score_tiles([plan])[0]
             return self.finish(plan, outputs, reference)
         except (ConfigError, ImageError):
