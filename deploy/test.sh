@@ -16,5 +16,7 @@ bash deploy/bootstrap.sh dev
 echo "==> ruff"
 .venv/bin/ruff check inspectd tests
 .venv/bin/ruff format --check inspectd tests
+echo "==> import contracts (pyproject.toml [tool.importlinter], docs/architecture.md)"
+.venv/bin/lint-imports --no-cache
 echo "==> pytest"
 exec .venv/bin/python -m pytest -q "$@"

@@ -63,23 +63,29 @@ class ModelsConfig(Section):
     cache_dir: Path = Field(
         default_factory=lambda: default_cache_dir(), description="text-embedding cache directory"
     )
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="where the networks run; auto: cuda when torch sees a GPU, else cpu"
+    )
     half: bool = Field(True, description="fp16 weights on cuda (ignored on cpu)")
     clipseg: str = Field("clipseg", description="folder under models.dir, an absolute path, or a hub id")
     clip: str = Field("", description="separate CLIP model for tile scores; empty: the CLIP inside CLIPSeg")
     sam: str = Field("sam", description="folder under models.dir holding a SAM checkpoint (*.pth)")
     sam_points_per_side: int = Field(16, ge=2, le=64, description="SAM automatic mask grid density")
     isnet: str = Field("isnet", description="folder under models.dir holding isnet.onnx")
-    reference_backbone: Literal["efficientnet_lite0"] = "efficientnet_lite0"
-    warmup: bool = True
+    reference_backbone: Literal["efficientnet_lite0"] = Field(
+        "efficientnet_lite0", description="ImageNet backbone whose patch features reference mode compares"
+    )
+    warmup: bool = Field(True, description="run each network once at start so the first part is not slow")
 
 
 class TilingConfig(Section):
     """How a foreground component is cut into tiles (poster: size, aspect ratio, SAM complexity)."""
 
     min_tile: int = Field(96, ge=16, description="smallest tile side in pixels")
-    max_tiles_per_component: int = Field(16, ge=1)
-    max_tiles_per_frame: int = Field(48, ge=1)
+    max_tiles_per_component: int = Field(16, ge=1, description="upper bound on tiles cut from one component")
+    max_tiles_per_frame: int = Field(
+        48, ge=1, description="upper bound on tiles per frame, over all components (bounds time per part)"
+    )
     overlap: float = Field(0.25, ge=0.0, lt=0.9, description="fraction of a tile shared with its neighbour")
     context: float = Field(
         0.1, ge=0.0, le=1.0, description="margin around a component box, fraction of its size"
@@ -94,7 +100,9 @@ class TilingConfig(Section):
 class PipelineConfig(Section):
     """The zero-shot method's knobs; defaults follow the poster and need no per-product tuning."""
 
-    foreground_threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    foreground_threshold: float = Field(
+        0.5, gt=0.0, lt=1.0, description="IS-Net probability above which a pixel belongs to the part"
+    )
     max_hole_fraction: float = Field(
         0.05,
         ge=0.0,
@@ -105,14 +113,18 @@ class PipelineConfig(Section):
     min_component_area: float = Field(
         0.002, gt=0.0, lt=1.0, description="components smaller than this fraction of the frame are dropped"
     )
-    max_components: int = Field(16, ge=1)
-    anomaly_prompts: list[str] = Field(default_factory=lambda: list(DEFAULT_ANOMALY_PROMPTS), min_length=1)
+    max_components: int = Field(16, ge=1, description="largest foreground components inspected per frame")
+    anomaly_prompts: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_ANOMALY_PROMPTS),
+        min_length=1,
+        description="defect descriptions CLIPSeg looks for; their maps are combined by harmonic mean",
+    )
     complexity_refresh_frames: int = Field(
         0,
         ge=0,
         description="recompute SAM complexity every N frames per camera; 0: only on first frame/request",
     )
-    tiling: TilingConfig = Field(default_factory=TilingConfig)
+    tiling: TilingConfig = Field(default_factory=TilingConfig, description=TilingConfig.__doc__)
     max_image_pixels: int = Field(
         50_000_000, ge=1, description="larger frames are refused with this limit named"
     )
@@ -127,44 +139,59 @@ class PipelineConfig(Section):
 class SchedulerConfig(Section):
     """How tiles from all in-flight frames are pooled into device batches."""
 
-    max_batch_tiles: int = Field(16, ge=1)
-    max_wait_ms: float = Field(20.0, ge=0.0)
+    max_batch_tiles: int = Field(16, ge=1, description="tiles per device batch, pooled over all cameras")
+    max_wait_ms: float = Field(
+        20.0, ge=0.0, description="longest a tile waits for a fuller batch before the batch runs anyway"
+    )
     queue_frames: int = Field(8, ge=1, description="frames waiting per camera before overload handling")
-    cpu_workers: int = Field(2, ge=1)
+    cpu_workers: int = Field(2, ge=1, description="threads for the CPU stages (tiling, fusion, verdicts)")
     drain_timeout_s: float = Field(20.0, gt=0, description="SIGTERM: time allowed to finish in-flight frames")
 
 
 class TlsConfig(Section):
     """TLS for the broker connection."""
 
-    enabled: bool = False
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
+    enabled: bool = Field(False, description="connect to the broker over TLS")
+    ca_file: Path | None = Field(
+        None, description="CA certificate(s) to verify the broker; empty: system CAs"
+    )
+    cert_file: Path | None = Field(None, description="client certificate, when the broker wants one")
+    key_file: Path | None = Field(None, description="private key of cert_file")
     insecure: bool = Field(False, description="skip hostname verification (test benches only)")
 
 
 class MqttConfig(Section):
-    """Broker connection and the topic contract (see DESIGN.md and README)."""
+    """Broker connection and the topic contract (README: MQTT contract)."""
 
-    enabled: bool = True
-    host: str = "localhost"
-    port: int = Field(1883, ge=1, le=65535)
-    prefix: str = "inspectd"
-    client_id: str = ""
-    keepalive: int = Field(30, ge=5)
-    username: str = ""
+    enabled: bool = Field(True, description="publish to MQTT; off: verdicts go to the log only")
+    host: str = Field("localhost", description="broker host name or address")
+    port: int = Field(1883, ge=1, le=65535, description="broker port (8883 is usual with TLS)")
+    prefix: str = Field("inspectd", description="first level of every topic: <prefix>/<camera>/verdict")
+    client_id: str = Field("", description="MQTT client id; empty: inspectd-<host name>")
+    keepalive: int = Field(
+        30, ge=5, description="seconds between pings; the broker's Last Will fires after 1.5x"
+    )
+    username: str = Field("", description="broker user name; empty: anonymous")
     password: str = Field("", description="prefer password_file; never logged")
-    password_file: Path | None = None
-    tls: TlsConfig = Field(default_factory=TlsConfig)
-    verdict_qos: Literal[0, 1, 2] = 1
-    heatmap_qos: Literal[0, 1, 2] = 0
-    heatmap_format: Literal["jpeg", "png"] = "jpeg"
-    heatmap_quality: int = Field(80, ge=1, le=100)
-    heatmap_max_side: int = Field(640, ge=32)
-    spool_dir: Path = Field(default_factory=lambda: default_state_dir() / "spool")
-    spool_max_messages: int = Field(100_000, ge=1)
-    reconnect_max_s: float = Field(30.0, gt=0)
+    password_file: Path | None = Field(
+        None, description="file holding the broker password (one line; readable by the daemon user only)"
+    )
+    tls: TlsConfig = Field(default_factory=TlsConfig, description=TlsConfig.__doc__)
+    verdict_qos: Literal[0, 1, 2] = Field(
+        1, description="QoS of verdicts (1: at least once, acked by the broker)"
+    )
+    heatmap_qos: Literal[0, 1, 2] = Field(0, description="QoS of heatmap images (0: best effort)")
+    heatmap_format: Literal["jpeg", "png"] = Field("jpeg", description="image format of the heatmap topic")
+    heatmap_quality: int = Field(80, ge=1, le=100, description="JPEG quality of heatmaps")
+    heatmap_max_side: int = Field(640, ge=32, description="heatmaps are scaled down to this longest side")
+    spool_dir: Path = Field(
+        default_factory=lambda: default_state_dir() / "spool",
+        description="verdicts wait here on disk until the broker acknowledges them",
+    )
+    spool_max_messages: int = Field(
+        100_000, ge=1, description="spool bound; beyond it the oldest verdict is dropped and counted"
+    )
+    reconnect_max_s: float = Field(30.0, gt=0, description="longest wait between broker reconnect attempts")
 
     @field_validator("prefix")
     @classmethod
@@ -186,39 +213,51 @@ class MqttConfig(Section):
 class MetricsConfig(Section):
     """Prometheus endpoint."""
 
-    enabled: bool = True
-    host: str = "127.0.0.1"
-    port: int = Field(9108, ge=0, le=65535)
+    enabled: bool = Field(True, description="serve Prometheus metrics over HTTP")
+    host: str = Field("127.0.0.1", description="address the metrics endpoint binds to")
+    port: int = Field(9108, ge=0, le=65535, description="port of /metrics (0: any free port)")
 
 
 class SourceConfig(Section):
     """Where a camera's frames come from."""
 
-    kind: Literal["opencv", "zmq", "folder"] = "opencv"
+    kind: Literal["opencv", "zmq", "folder"] = Field(
+        "opencv", description="opencv: USB/RTSP/HTTP/file/GStreamer; zmq: a camera process; folder: new files"
+    )
     uri: str = Field(
         "", description="opencv: device index, URL, file or GStreamer pipeline; zmq: endpoint; folder: path"
     )
     live: bool | None = Field(
         None, description="latest-frame semantics; default: true except for files/folders"
     )
-    open_timeout_s: float = Field(10.0, gt=0)
-    read_timeout_s: float = Field(5.0, gt=0)
+    open_timeout_s: float = Field(10.0, gt=0, description="longest wait for the source to open")
+    read_timeout_s: float = Field(5.0, gt=0, description="longest wait for one frame read")
     stall_s: float = Field(10.0, gt=0, description="no new frame for this long: reconnect")
-    reconnect_max_s: float = Field(30.0, gt=0)
+    reconnect_max_s: float = Field(30.0, gt=0, description="longest wait between reconnect attempts")
     fps_limit: float = Field(0.0, ge=0, description="0: as fast as frames come")
     loop: bool = Field(False, description="video file / folder: start over at the end (demos)")
-    zmq_socket: Literal["sub", "pull"] = "sub"
-    zmq_bind: bool = False
-    zmq_topic: str = ""
-    folder_pattern: str = "*.png,*.jpg,*.jpeg,*.bmp,*.tif,*.tiff"
+    zmq_socket: Literal["sub", "pull"] = Field(
+        "sub", description="zmq: SUB (publisher camera) or PULL (pusher)"
+    )
+    zmq_bind: bool = Field(
+        False, description="zmq: bind the endpoint (cameras connect) instead of connecting"
+    )
+    zmq_topic: str = Field("", description="zmq SUB: topic prefix to subscribe to; empty: all")
+    folder_pattern: str = Field(
+        "*.png,*.jpg,*.jpeg,*.bmp,*.tif,*.tiff", description="folder: comma-separated file name patterns"
+    )
     folder_existing: bool = Field(True, description="folder: also inspect files present at start")
 
 
 class CameraConfig(Section):
     """One camera: its source, what it looks at, and the operator's thresholds."""
 
-    source: SourceConfig = Field(default_factory=SourceConfig)
-    mode: Literal["zero-shot", "reference", "combined"] = "zero-shot"
+    source: SourceConfig = Field(default_factory=SourceConfig, description=SourceConfig.__doc__)
+    mode: Literal["zero-shot", "reference", "combined"] = Field(
+        "zero-shot",
+        description="zero-shot: no good parts needed; reference: compare with a bank of good parts "
+        "(`inspectd reference add`); combined: both maps, weighted by combined_weight",
+    )
     object: str = Field("object", description="object noun for the WinCLIP prompts, e.g. 'screw'")
     anomaly_prompts: list[str] | None = Field(None, description="override pipeline.anomaly_prompts")
     image_threshold: float = Field(0.5, ge=0.0, le=1.0, description="score at or above which a part fails")
@@ -227,7 +266,7 @@ class CameraConfig(Section):
     )
     min_defect_area: int = Field(64, ge=1, description="defect regions smaller than this (px) are ignored")
     roi: tuple[int, int, int, int] | None = Field(None, description="x, y, width, height inspected")
-    heatmap: bool = True
+    heatmap: bool = Field(True, description="publish a heatmap image for every part")
     foreground: Literal["isnet", "full"] = Field(
         "isnet",
         description="isnet: find the part(s) with IS-Net; full: the whole frame (or roi) is the part, for "
@@ -253,7 +292,9 @@ class CameraConfig(Section):
 class LoggingConfig(Section):
     """Log format and level."""
 
-    level: Literal["debug", "info", "warning", "error"] = "info"
+    level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="least severe level logged"
+    )
     format: Literal["auto", "json", "console"] = Field(
         "auto", description="auto: console on a terminal, else JSON"
     )
@@ -266,13 +307,15 @@ class Settings(BaseSettings):
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", validate_assignment=True
     )
 
-    models: ModelsConfig = Field(default_factory=ModelsConfig)
-    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
-    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
-    mqtt: MqttConfig = Field(default_factory=MqttConfig)
-    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
-    logging: LoggingConfig = Field(default_factory=LoggingConfig)
-    cameras: dict[str, CameraConfig] = Field(default_factory=dict)
+    models: ModelsConfig = Field(default_factory=ModelsConfig, description=ModelsConfig.__doc__)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig, description=PipelineConfig.__doc__)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig, description=SchedulerConfig.__doc__)
+    mqtt: MqttConfig = Field(default_factory=MqttConfig, description=MqttConfig.__doc__)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig, description=MetricsConfig.__doc__)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig, description=LoggingConfig.__doc__)
+    cameras: dict[str, CameraConfig] = Field(
+        default_factory=dict, description="one [cameras.NAME] table per camera; NAME appears in the topics"
+    )
 
     @model_validator(mode="after")
     def _camera_names_are_topic_safe(self) -> Settings:
@@ -340,6 +383,15 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
         return Settings(**data)
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(exc, source)) from exc
+
+
+def config_json_schema() -> dict[str, Any]:
+    """The JSON Schema of the config file, every key described; editors that check TOML against it (Taplo /
+    Even Better TOML) complete keys and flag unknown ones."""
+    schema = Settings.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "inspectd configuration (inspectd.toml)"
+    return schema
 
 
 def settings_to_toml(settings: Settings) -> str:

@@ -37,7 +37,8 @@ class Frame:
     trigger_id: str | None = None
     error: str | None = None
     error_reason: ErrorReason | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
+    origin: str | None = None
+    """what the frame came from beyond the camera: a folder source's file, an imagezmq sender's name"""
     monotonic: float = field(default_factory=time.monotonic)
 
 
@@ -64,6 +65,9 @@ class Verdict(BaseModel):
     verdict: VerdictKind
     reason: ErrorReason | None = Field(None, description="why the verdict is 'error'; null otherwise")
     detail: str | None = Field(None, description="human-readable detail for an error")
+    origin: str | None = Field(
+        None, description="the file (folder source) or sender name (imagezmq) the frame came from, if any"
+    )
     score: float | None = Field(None, description="image anomaly score in [0, 1]")
     threshold: float | None = Field(None, description="the camera's image threshold at the time")
     pixel_threshold: float | None = None
@@ -88,6 +92,7 @@ class Verdict(BaseModel):
             verdict="error",
             reason=reason,
             detail=detail,
+            origin=frame.origin,
             latency_ms=round((time.monotonic() - frame.monotonic) * 1000.0, 2),
             **extra,
         )

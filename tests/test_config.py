@@ -117,3 +117,40 @@ def test_check_config_invalid_exits_78_naming_the_key(tmp_path):
     assert proc.returncode == 78
     assert "scheduler.max_batch_tile" in proc.stderr
     assert str(path) in proc.stderr
+
+
+def _undescribed(model: type, prefix: str = "") -> list[str]:
+    from pydantic import BaseModel
+
+    missing = []
+    for name, field in model.model_fields.items():
+        if not field.description:
+            missing.append(prefix + name)
+        ann = field.annotation
+        for cand in (*getattr(ann, "__args__", ()), ann):
+            if isinstance(cand, type) and issubclass(cand, BaseModel):
+                missing += _undescribed(cand, f"{prefix}{name}.")
+    return missing
+
+
+def test_every_config_key_is_described():
+    from inspectd.config import Settings
+
+    assert _undescribed(Settings) == []
+
+
+def test_config_schema_checks_the_example_and_refuses_unknown_keys():
+    import json
+    import tomllib
+
+    import jsonschema
+
+    proc = run_cli("schema", "config")
+    assert proc.returncode == 0, proc.stderr
+    schema = json.loads(proc.stdout)
+    mqtt = schema["$defs"]["MqttConfig"]
+    assert mqtt["description"] and mqtt["properties"]["host"]["description"]
+    example = tomllib.loads((Path(__file__).parents[1] / "deploy" / "inspectd.toml").read_text())
+    jsonschema.validate(example, schema)
+    with pytest.raises(jsonschema.ValidationError, match="hots"):
+        jsonschema.validate({"mqtt": {"hots": "broker"}}, schema)

@@ -8,7 +8,7 @@ import torch
 
 from inspectd.errors import ImageError, ModelLoadError, ModelNotFoundError
 from inspectd.models.backbone import EfficientNetLite
-from inspectd.pipeline.reference import MemoryBank, build_bank, combine_maps, score_image
+from inspectd.pipeline.reference import MemoryBank, build_bank, score_image
 
 SIZE = 96
 
@@ -103,10 +103,3 @@ def test_too_few_images_and_bad_image(backbone, bank):
         build_bank(backbone, [plate(0)], [None], 16)
     with pytest.raises(ImageError, match="RGB uint8"):
         score_image(backbone, bank, np.zeros((SIZE, SIZE), np.uint8), None)
-
-
-def test_combine_maps_is_winclip_plus_style_mean():
-    z = np.full((2, 2), 0.2, np.float32)
-    r = np.full((2, 2), 0.6, np.float32)
-    np.testing.assert_allclose(combine_maps(z, r, 0.5), 0.4, rtol=1e-6)
-    np.testing.assert_allclose(combine_maps(z, r, 1.0), 0.6, rtol=1e-6)

@@ -37,11 +37,11 @@ def test_existing_files_in_mtime_order_then_new_ones(tmp_path) -> None:
     src = _source(tmp_path)
     first, second = src.read(1.0), src.read(1.0)
     assert [first.image[0, 0, 0], second.image[0, 0, 0]] == [2, 1]
-    assert first.meta["path"].endswith("b.png") and [first.seq, second.seq] == [1, 2]
+    assert first.origin.endswith("b.png") and [first.seq, second.seq] == [1, 2]
     assert src.read(0.1) is None
     _write(tmp_path / "c.jpg", encode_image(np.full((4, 5, 3), 90, np.uint8), "jpeg", 100), age_s=0.5)
     third = src.read(1.0)
-    assert third.meta["path"].endswith("c.jpg") and abs(int(third.image[0, 0, 0]) - 90) <= 2
+    assert third.origin.endswith("c.jpg") and abs(int(third.image[0, 0, 0]) - 90) <= 2
     assert src.read(0.1) is None
 
 
@@ -71,7 +71,7 @@ def test_corrupt_file_is_an_error_frame_and_the_source_goes_on(tmp_path) -> None
     _write(tmp_path / "2.png", _png(3), age_s=1)
     src = _source(tmp_path)
     bad, good = src.read(1.0), src.read(1.0)
-    assert bad.image is None and bad.error_reason == "decode_error" and bad.meta["path"].endswith("1.png")
+    assert bad.image is None and bad.error_reason == "decode_error" and bad.origin.endswith("1.png")
     assert "1.png" in bad.error
     assert good.image[0, 0, 0] == 3
 

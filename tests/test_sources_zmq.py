@@ -64,7 +64,7 @@ def test_imagezmq_sender_raw_and_jpg_with_part_id_in_msg() -> None:
         if frame is not None:
             break
     assert frame is not None
-    assert np.array_equal(frame.image, _img()) and frame.meta["msg"] == "cam-pi" and frame.part_id is None
+    assert np.array_equal(frame.image, _img()) and frame.origin == "cam-pi" and frame.part_id is None
     while src.read(0.05) is not None:
         pass
     _, jpg = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 95])

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from inspectd.frame import Defect
-from inspectd.method.verdict import decide, defect_regions, image_score
+from inspectd.method.verdict import Region, decide, defect_regions, image_score
 
 
 def test_image_score_is_the_worst_component() -> None:
@@ -28,7 +27,7 @@ def test_defect_regions_boxes_areas_scores_sorted() -> None:
     assert [r.bbox for r in regions] == [(2, 2, 3, 3), (12, 10, 5, 4)]
     assert [r.area_px for r in regions] == [9, 20]
     assert [r.score for r in regions] == pytest.approx([0.95, 0.8])
-    assert all(isinstance(r, Defect) for r in regions)
+    assert all(isinstance(r, Region) for r in regions)
 
 
 def test_defect_regions_threshold_is_inclusive_and_min_area_boundary() -> None:
@@ -55,7 +54,7 @@ def test_defect_regions_on_clean_map_is_empty() -> None:
 
 
 def test_decide_at_the_boundary() -> None:
-    defect = Defect(bbox=(0, 0, 2, 2), area_px=4, score=0.9)
+    defect = Region(0, 0, 2, 2, area_px=4, score=0.9)
     assert decide(0.5, [], 0.5) == "fail"
     assert decide(0.4999, [], 0.5) == "pass"
     assert decide(0.1, [defect], 0.5) == "fail"

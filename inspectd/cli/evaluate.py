@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from inspectd.cli.common import settings_from_args
-from inspectd.errors import ConfigError, ModelNotFoundError
+from inspectd.errors import ConfigError, ImageError
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser | None = None) -> None:
@@ -226,7 +226,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     cam = settings.camera(args.camera)
     files = collect_images(args.images)
     if not files:
-        raise ModelNotFoundError(f"no good-part images found in {' '.join(args.images)}")
+        raise ImageError(
+            f"no good-part images found in {' '.join(args.images)}; name image files or folders holding them"
+        )
     inspector = Inspector(settings, ModelStore(settings.models, settings.pipeline))
     scores, maps = [], []
     for seq, f in enumerate(files):

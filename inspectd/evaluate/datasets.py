@@ -143,14 +143,6 @@ def load_dataset(root: Path, layout: str = "mvtec", classes: list[str] | None = 
     raise ValueError(f"unknown layout {layout!r}: use mvtec or visa")
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    """An image file as RGB uint8 (H, W, 3); grey images are repeated to three channels."""
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise ImageError(f"cannot read image {path} (missing or not an image)")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-
-
 def read_mask(sample: Sample, shape: tuple[int, int]) -> np.ndarray:
     """The sample's ground truth as bool (H, W) of the image's size; all False when it has no mask."""
     if sample.mask is None:

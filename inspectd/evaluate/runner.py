@@ -17,8 +17,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from inspectd.evaluate.datasets import ClassSet, Sample, read_mask, read_rgb
+from inspectd.evaluate.datasets import ClassSet, Sample, read_mask
 from inspectd.evaluate.metrics import DEFAULT_BINS, PixelAccumulator, image_metrics
+from inspectd.imaging.codec import read_image
 from inspectd.logs import get_logger
 
 log = get_logger("eval")
@@ -163,7 +164,7 @@ def evaluate_class(
     records: list[ImageRecord] = []
     keeper = _Keeper(figures_per_kind)
     for s in tqdm(samples, desc=cs.name, unit="img", disable=not progress, leave=False):
-        image = read_rgb(s.image)
+        image = read_image(s.image, None)
         mask = read_mask(s, image.shape[:2])
         t = time.monotonic()
         amap, score = prepared.score(image)
@@ -261,7 +262,7 @@ def reference_factory(
         refs, from_test = select_references(cs, max_refs)
         if len(refs) < 2:
             return None
-        images = [read_rgb(s.image) for s in refs]
+        images = [read_image(s.image, None) for s in refs]
         bank = build_bank(backbone, images, [fg(i) for i in images], coreset)
         where = "test/good (held out of scoring)" if from_test else "train/good"
         return PreparedScorer(

@@ -92,16 +92,16 @@ def header_size(data: bytes) -> tuple[int, int] | None:
     return _png_size(data) or _jpeg_size(data)
 
 
-def check_pixels(width: int, height: int, max_pixels: int, source: str = "") -> None:
-    """Refuse an image larger than the configured pixel limit, naming the key that raises it."""
-    if width * height > max_pixels:
+def check_pixels(width: int, height: int, max_pixels: int | None, source: str = "") -> None:
+    """Refuse an image larger than the configured pixel limit (None: no limit), naming the key that raises it."""
+    if max_pixels is not None and width * height > max_pixels:
         raise ImageTooLargeError(
             f"{_where(source)}image is {width}x{height} = {width * height} pixels, over the limit of "
             f"{max_pixels} ({LIMIT_KEY}); raise {LIMIT_KEY} in the config or send smaller images"
         )
 
 
-def decode_image(data: bytes, max_pixels: int, source: str = "") -> np.ndarray:
+def decode_image(data: bytes, max_pixels: int | None, source: str = "") -> np.ndarray:
     """Decode encoded image bytes (PNG, JPEG, BMP, TIFF...) to RGB uint8, refusing images over ``max_pixels``."""
     if not data:
         raise ImageError(f"{_where(source)}no image data (0 bytes)")
@@ -135,8 +135,12 @@ def collect_images(inputs: list[str]) -> list[Path]:
     return files
 
 
-def read_image(path: Path, max_pixels: int) -> np.ndarray:
-    """Read an image file to RGB uint8 with an ImageError naming the file when it is missing or corrupt."""
+def read_image(path: Path, max_pixels: int | None) -> np.ndarray:
+    """Read an image file to RGB uint8 with an ImageError naming the file when it is missing or corrupt.
+
+    The one reader for files, used by `inspect`, the folder source, calibration and evaluation alike, so a
+    16-bit, grey or RGBA image means the same everywhere. ``max_pixels`` None: no size limit (data sets).
+    """
     path = Path(path)
     try:
         data = path.read_bytes()

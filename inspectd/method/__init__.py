@@ -25,5 +25,5 @@ Final prediction
   "Combine tiles to produce anomaly map over image" -> fusion.stitch
 - The line's pass/fail -> verdict.image_score, verdict.defect_regions, verdict.decide
 
-Beyond the poster: patchcore (reference mode, a few good parts per camera; DESIGN.md "Known weakness").
+Beyond the poster: patchcore (reference mode, for lines that can show a few good parts per camera).
 """

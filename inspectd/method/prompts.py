@@ -10,8 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-import torch
-import torch.nn.functional as F
+import numpy as np
 
 #: WinCLIP's state words for a good part; ``{}`` is the object noun.
 NORMAL_STATES: list[str] = [
@@ -71,41 +70,47 @@ def compositional_prompts(object_noun: str) -> tuple[list[str], list[str]]:
     return sentences(NORMAL_STATES), sentences(ANOMALOUS_STATES)
 
 
-def class_embeddings(normal: torch.Tensor, anomalous: torch.Tensor) -> torch.Tensor:
+def _unit(rows: np.ndarray) -> np.ndarray:
+    """Rows scaled to length 1 (a zero row stays zero)."""
+    norm = np.linalg.norm(rows, axis=-1, keepdims=True)
+    return rows / np.maximum(norm, 1e-12)
+
+
+def class_embeddings(normal: np.ndarray, anomalous: np.ndarray) -> np.ndarray:
     """(2, D) class directions from (n, D) text embeddings: L2-normalise, average per class, normalise.
 
     Row 0 is normal, row 1 anomalous.
     """
+    normal, anomalous = np.asarray(normal, np.float32), np.asarray(anomalous, np.float32)
     for name, embeds in (("normal", normal), ("anomalous", anomalous)):
         if embeds.ndim != 2 or embeds.shape[0] == 0:
             raise ValueError(
-                f"{name} text embeddings must be a non-empty (n, D) tensor, got {tuple(embeds.shape)}"
+                f"{name} text embeddings must be a non-empty (n, D) array, got {tuple(embeds.shape)}"
             )
     if normal.shape[1] != anomalous.shape[1]:
         raise ValueError(
             f"normal and anomalous embeddings differ in width: {normal.shape[1]} vs {anomalous.shape[1]}"
         )
-    rows = [F.normalize(F.normalize(e.float(), dim=-1).mean(dim=0), dim=-1) for e in (normal, anomalous)]
-    return torch.stack(rows)
+    return np.stack([_unit(_unit(e).mean(axis=0)) for e in (normal, anomalous)])
 
 
-def anomaly_probability(
-    image_embeds: torch.Tensor, classes: torch.Tensor, logit_scale: float
-) -> torch.Tensor:
-    """Per tile, ``softmax(logit_scale * cos(image, classes))[anomalous]``: a (T,) tensor in (0, 1).
+def anomaly_probability(image_embeds: np.ndarray, classes: np.ndarray, logit_scale: float) -> np.ndarray:
+    """Per tile, ``softmax(logit_scale * cos(image, classes))[anomalous]``: a (T,) array in (0, 1).
 
     ``image_embeds`` is (T, D) (or (D,) for one tile), ``classes`` the (2, D) output of
     :func:`class_embeddings`; ``logit_scale`` is CLIP's learned scale, already exponentiated (~100).
     """
+    image_embeds, classes = np.asarray(image_embeds, np.float32), np.asarray(classes, np.float32)
     if image_embeds.ndim == 1:
-        image_embeds = image_embeds.unsqueeze(0)
+        image_embeds = image_embeds[None, :]
     if classes.ndim != 2 or classes.shape[0] != 2 or image_embeds.shape[-1] != classes.shape[-1]:
         raise ValueError(
             f"image embeddings {tuple(image_embeds.shape)} and class embeddings {tuple(classes.shape)} "
             "must be (T, D) and (2, D) from the same CLIP model"
         )
-    cosine = F.normalize(image_embeds.float(), dim=-1) @ F.normalize(classes.float(), dim=-1).T
-    return torch.softmax(logit_scale * cosine, dim=-1)[:, 1]
+    cosine = _unit(image_embeds) @ _unit(classes).T
+    # a two-way softmax is the logistic of the difference; this form never overflows
+    return (1.0 / (1.0 + np.exp(-logit_scale * (cosine[:, 1] - cosine[:, 0])))).astype(np.float32)
 
 
 def prompt_key(model_id: str, prompts: list[str]) -> str:

@@ -4,12 +4,28 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import cv2
 import numpy as np
 
-from inspectd.frame import Defect
+
+@dataclass(frozen=True)
+class Region:
+    """A connected area of the anomaly map at or above the pixel threshold, in map pixels."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+    area_px: int
+    score: float
+
+    @property
+    def bbox(self) -> tuple[int, int, int, int]:
+        """x, y, width, height."""
+        return (self.x, self.y, self.width, self.height)
 
 
 def image_score(component_scores: np.ndarray) -> float:
@@ -20,7 +36,7 @@ def image_score(component_scores: np.ndarray) -> float:
 
 def defect_regions(
     anomaly_map: np.ndarray, pixel_threshold: float, min_area: int, max_regions: int = 50
-) -> list[Defect]:
+) -> list[Region]:
     """8-connected areas of ``anomaly_map >= pixel_threshold`` with at least ``min_area`` pixels.
 
     Each gives its box (x, y, w, h), pixel count and highest map value; highest score first (larger area on a
@@ -37,12 +53,12 @@ def defect_regions(
         if area < min_area:
             continue
         window = values[y : y + h, x : x + w][labels[y : y + h, x : x + w] == label]
-        regions.append(Defect(bbox=(x, y, w, h), area_px=area, score=float(window.max())))
+        regions.append(Region(x, y, w, h, area, float(window.max())))
     regions.sort(key=lambda d: (-d.score, -d.area_px))
     return regions[:max_regions]
 
 
-def decide(score: float, defects: Sequence[Defect], image_threshold: float) -> Literal["pass", "fail"]:
+def decide(score: float, defects: Sequence[object], image_threshold: float) -> Literal["pass", "fail"]:
     """``fail`` when ``score >= image_threshold`` or any defect region exists, else ``pass``.
 
     A NaN score is refused rather than passed: it means a model produced garbage, which the inspector must

@@ -19,17 +19,23 @@ import torch
 
 from inspectd.config import CameraConfig, Settings
 from inspectd.errors import ConfigError, ErrorReason, ImageError
-from inspectd.frame import Frame, Verdict
+from inspectd.frame import Defect, Frame, Verdict
 from inspectd.logs import get_logger
 from inspectd.method.complexity import aggregate_complexity, complexity_from_masks
 from inspectd.method.foreground import Component, binarize, split_components
 from inspectd.method.fusion import component_scores, harmonic_mean, stitch
+from inspectd.method.patchcore import fuse_maps
 from inspectd.method.prompts import anomaly_probability, class_embeddings, compositional_prompts
 from inspectd.method.tiling import Tile, limit_frame_tiles, plan_tiles
 from inspectd.method.verdict import decide, defect_regions, image_score
 from inspectd.models.store import ModelStore
 
 log = get_logger("inspector")
+
+
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    """A network output as float32 numpy on the CPU, for the method's array code."""
+    return tensor.detach().float().cpu().numpy()
 
 
 @dataclass
@@ -219,6 +225,10 @@ class Inspector:
             components=len(values),
         )
 
+    def needs_tiles(self, plan: FramePlan) -> bool:
+        """Whether the frame goes on to tiling and the CLIPSeg/WinCLIP pass (not in reference mode)."""
+        return plan.done is None and plan.camera.mode != "reference"
+
     def make_tiles(self, plan: FramePlan) -> None:
         """Plan tiles per component and cut them out at the model's input size."""
         if plan.done is not None or plan.camera.mode == "reference":
@@ -240,14 +250,15 @@ class Inspector:
 
     # ---- stage 3: CLIPSeg + WinCLIP on a batch of tiles from many frames (device) ---------------------
 
-    def _class_embeddings(self, which: str, camera: CameraConfig) -> torch.Tensor:
+    def _class_embeddings(self, which: str, camera: CameraConfig) -> np.ndarray:
         key = (which, camera.object)
         with self._lock:
             cached = self._classes.get(key)
         if cached is None:
             normal, anomalous = compositional_prompts(camera.object)
             cached = class_embeddings(
-                self.store.text_features(which, normal), self.store.text_features(which, anomalous)
+                _numpy(self.store.text_features(which, normal)),
+                _numpy(self.store.text_features(which, anomalous)),
             )
             if self.settings.pipeline.text_cache:
                 with self._lock:
@@ -288,10 +299,9 @@ class Inspector:
                     per_prompt = clipseg.decode(feats, cond, index=sel)
                     dest = local[chunk][sel]
                     maps[i][dest] = harmonic_mean(per_prompt, axis=1)
-                    probs = anomaly_probability(
-                        embeds[sel], self._class_embeddings(which, cam), scorer.logit_scale
+                    scores[i][dest] = anomaly_probability(
+                        _numpy(embeds[sel]), self._class_embeddings(which, cam), scorer.logit_scale
                     )
-                    scores[i][dest] = probs.float().cpu().numpy()
         elapsed = (time.perf_counter() - t0) * 1000.0
         return [
             TileOutputs(m, s, elapsed * n / max(1, total))
@@ -353,16 +363,15 @@ class Inspector:
             if cam.mode == "reference":
                 amap, score = ref_map, ref_score
             else:
-                from inspectd.pipeline.reference import combine_maps
-
-                amap = combine_maps(amap, ref_map, cam.combined_weight)
+                amap = fuse_maps(amap, ref_map, cam.combined_weight)
                 score = (1.0 - cam.combined_weight) * score + cam.combined_weight * ref_score
         plan.timed("fusion", t0)
         t0 = time.perf_counter()
-        defects = defect_regions(amap, cam.pixel_threshold, cam.min_defect_area)
         ox, oy = plan.roi_offset
-        for d in defects:
-            d.bbox = (d.bbox[0] + ox, d.bbox[1] + oy, d.bbox[2], d.bbox[3])
+        defects = [
+            Defect(bbox=(r.x + ox, r.y + oy, r.width, r.height), area_px=r.area_px, score=r.score)
+            for r in defect_regions(amap, cam.pixel_threshold, cam.min_defect_area)
+        ]
         kind = decide(score, defects, cam.image_threshold)
         plan.timed("verdict", t0)
         frame = plan.frame
@@ -376,6 +385,7 @@ class Inspector:
             trigger_id=frame.trigger_id,
             seq=frame.seq,
             captured_at=frame.captured_at,
+            origin=frame.origin,
             verdict=kind,
             score=round(float(score), 6),
             threshold=cam.image_threshold,
@@ -415,7 +425,7 @@ class Inspector:
             self.make_tiles(plan)
             reference = self.score_reference(plan)
             outputs = None
-            if plan.done is None and plan.camera.mode != "reference":
+            if self.needs_tiles(plan):
                 outputs = self.score_tiles([plan])[0]
             return self.finish(plan, outputs, reference)
         except (ConfigError, ImageError):

@@ -20,7 +20,6 @@ import torch
 from inspectd.errors import ImageError, ModelLoadError, ModelNotFoundError
 from inspectd.logs import get_logger
 from inspectd.method.patchcore import (
-    fuse_maps,
     greedy_coreset,
     nearest_distance,
     normalise_distances,
@@ -171,8 +170,3 @@ def score_image(
     if foreground is not None and foreground.mean() >= MIN_FOREGROUND_FRACTION:
         amap = np.where(foreground.astype(bool), amap, 0.0).astype(np.float32)
     return amap, float(amap.max())
-
-
-def combine_maps(zero_shot: np.ndarray, reference: np.ndarray, weight: float) -> np.ndarray:
-    """WinCLIP+-style fusion of the zero-shot and reference maps (both in [0, 1]): ``weight`` on the reference."""
-    return fuse_maps(zero_shot, reference, weight)

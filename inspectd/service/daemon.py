@@ -76,7 +76,7 @@ class CameraState:
     connected: bool = False
     state: str = "starting"
     fps: float = 0.0
-    frames: int = 0
+    verdicts: int = 0
     last_verdict_at: str | None = None
     last_verdict: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -87,7 +87,7 @@ class CameraState:
             "connected": self.connected,
             "state": self.state,
             "fps": round(self.fps, 2),
-            "frames": self.frames,
+            "verdicts": self.verdicts,
             "last_verdict_at": self.last_verdict_at,
             "last_verdict": self.last_verdict,
             **self.extra,
@@ -204,7 +204,7 @@ class Daemon:
             self.last_progress = time.monotonic()
             st = self.states.get(v.camera)
             if st is not None:
-                st.frames += 1
+                st.verdicts += 1
                 st.last_verdict = v.verdict
                 st.last_verdict_at = v.captured_at.isoformat()
         log.info(
@@ -263,7 +263,9 @@ class Daemon:
                 st.connected = st.state == "connected"
                 st.fps = float(state.get("fps", st.fps) or 0.0)
                 st.extra = {
-                    k: v for k, v in state.items() if k not in ("state", "fps", "camera", "connected")
+                    k: v
+                    for k, v in state.items()
+                    if k not in ("state", "fps", "camera", "connected", "verdicts")
                 }
                 payload = st.payload()
             self.metrics.source_connected.labels(name).set(1 if st.connected else 0)

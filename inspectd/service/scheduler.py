@@ -302,7 +302,7 @@ class Scheduler:
             plan = ticket.plan or FramePlan(frame=ticket.frame, camera=insp.camera_config(ticket.camera))
             ticket.plan = plan
             insp.fail(plan, ErrorReason.INTERNAL, f"{type(exc).__name__}: {exc}")
-        if plan.done is not None or plan.camera.mode == "reference":
+        if not insp.needs_tiles(plan):
             self._spawn(self._finish, ticket, None)
         else:
             with self._cv:

@@ -44,7 +44,7 @@ def default_client_id() -> str:
 
 
 class MqttSink:
-    """Publishes to ``<prefix>/...`` per the DESIGN.md contract; never blocks on nor raises for the network."""
+    """Publishes to ``<prefix>/...`` per the README's MQTT contract; never blocks on nor raises for the network."""
 
     def __init__(self, cfg: MqttConfig, cameras: list[str], on_trigger: Callable[[str, str], None]) -> None:
         self.cfg = cfg

@@ -1,7 +1,7 @@
 """A watched folder: every new image file that appears is one frame, oldest first.
 
 A file is taken once its mtime is ``settle_s`` old (a writer still appending keeps it fresh). A corrupt file
-becomes an error Frame (``meta["path"]`` names it) so the part still gets a verdict; the source keeps going.
+becomes an error Frame (its ``origin`` names the file) so the part still gets a verdict; the source keeps going.
 """
 
 from __future__ import annotations
@@ -101,7 +101,6 @@ class FolderSource(FrameSource):
             self.log.warning("file_vanished", path=str(path))
             return None
         self._delivered.append(path)
-        meta = {"source": "folder", "path": str(path)}
         try:
             image = read_image(path, self.max_pixels)
         except ImageError as exc:
@@ -115,10 +114,12 @@ class FolderSource(FrameSource):
                 captured_at=captured,
                 error=str(exc),
                 error_reason=reason,
-                meta=meta,
+                origin=str(path),
             )
         self.stats["frames"] += 1
-        return Frame(camera=self.camera, seq=self.next_seq(), image=image, captured_at=captured, meta=meta)
+        return Frame(
+            camera=self.camera, seq=self.next_seq(), image=image, captured_at=captured, origin=str(path)
+        )
 
     def close(self) -> None:
         """Nothing to release; files already delivered stay delivered across a reopen."""

@@ -164,7 +164,6 @@ class OpenCvSource(FrameSource):
                 seq=self.next_seq(),
                 image=to_rgb8(bgr, self.camera, bgr=True),
                 captured_at=utcnow(),
-                meta={"source": "opencv"},
             )
             self.stats["frames"] += 1
             if self.live:

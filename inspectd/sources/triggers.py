@@ -91,7 +91,6 @@ class TriggerQueue:
             if self._waiting and self._waiting[0].arrived_at <= frame.captured_at:
                 t = self._waiting.popleft()
                 frame.part_id, frame.trigger_id = t.part_id, t.trigger_id
-                frame.meta["trigger_arrived_at"] = t.arrived_at.isoformat()
         return expired
 
     def expire(self, now_mono: float | None = None) -> list[Trigger]:
@@ -122,6 +121,6 @@ def unanswered(camera: str, seq: int, trigger: Trigger, reason: ErrorReason, det
         trigger_id=trigger.trigger_id,
         error=detail,
         error_reason=reason,
-        meta={"source": "trigger"},
+        origin="trigger",
         monotonic=trigger.arrived_mono,
     )

@@ -238,12 +238,9 @@ class ZmqSource(FrameSource):
         except Exception as exc:  # a message no check foresaw: answered as decode_error, source stays up
             self.log.exception("message_check_failed", error=repr(exc)[:200])
             return self._bad(raw, MessageError(f"unreadable message ({type(exc).__name__})"))
-        meta = {"source": "zmq"}
-        if header.msg is not None:
-            meta["msg"] = header.msg
         return Frame(
             camera=self.camera, seq=self.next_seq(), image=image, captured_at=header.timestamp or utcnow(),
-            part_id=header.part_id, trigger_id=header.trigger_id, meta=meta,
+            part_id=header.part_id, trigger_id=header.trigger_id, origin=header.msg,
         )  # fmt: skip
 
     def _bad(self, raw: dict[str, Any], exc: InspectdError) -> Frame | None:
@@ -257,7 +254,7 @@ class ZmqSource(FrameSource):
         self.log.warning("message_undecodable", part_id=part_id, reason=reason)
         return Frame(
             camera=self.camera, seq=self.next_seq(), image=None, part_id=part_id, trigger_id=trigger_id,
-            error=reason, error_reason=exc.reason, meta={"source": "zmq"},
+            error=reason, error_reason=exc.reason,
         )  # fmt: skip
 
     def read(self, timeout: float) -> Frame | None:
