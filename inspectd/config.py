@@ -247,6 +247,13 @@ class SourceConfig(Section):
         "*.png,*.jpg,*.jpeg,*.bmp,*.tif,*.tiff", description="folder: comma-separated file name patterns"
     )
     folder_existing: bool = Field(True, description="folder: also inspect files present at start")
+    trigger_window_s: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="a part id published on <prefix>/<camera>/trigger goes to the first frame captured after "
+        "it, within this many seconds; a trigger no frame claims in time is answered error/no_frame",
+    )
 
 
 class CameraConfig(Section):

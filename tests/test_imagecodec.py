@@ -5,6 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from inspectd.errors import ImageError
 from inspectd.imaging.codec import (
@@ -110,3 +112,66 @@ def test_read_image_errors_name_the_file(tmp_path) -> None:
     good = tmp_path / "good.png"
     good.write_bytes(_png(np.full((3, 3, 3), 7, np.uint8)))
     assert read_image(good, 100)[2, 2].tolist() == [7, 7, 7]
+
+
+def _big_tiff(width: int, height: int) -> bytes:
+    """A small TIFF file (deflate-compressed zeros) that decodes to ``width`` x ``height`` pixels."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (width, height)).save(buf, format="TIFF", compression="tiff_adobe_deflate")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["TIFF", "BMP", "WEBP", "PPM"])
+def test_every_format_is_refused_from_its_header_before_decoding(fmt) -> None:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (300, 200)).save(buf, format=fmt)
+    with pytest.raises(ImageTooLargeError, match="300x200"):
+        decode_image(buf.getvalue(), 100 * 100, "cam")
+    assert decode_image(buf.getvalue(), 300 * 200).shape == (200, 300, 3)
+
+
+def test_compressed_tiff_bomb_is_refused_without_allocating_it() -> None:
+    import resource
+
+    data = _big_tiff(8000, 8000)  # 64 MP of zeros in a few hundred kB
+    assert len(data) < 2_000_000
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ImageTooLargeError, match="8000x8000"):
+        decode_image(data, 4_000_000, "cam")
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 32, f"peak RSS grew {grown_mb:.0f} MB while refusing the image"
+
+
+def test_bytes_without_a_known_header_are_a_decode_error() -> None:
+    with pytest.raises(ImageError, match="no readable header"):
+        decode_image(b"GIF89a-no-really-not", 10_000)
+
+
+@given(st.binary(max_size=4096))
+@settings(max_examples=300, deadline=None)
+def test_arbitrary_bytes_decode_or_raise_a_clean_image_error(data: bytes) -> None:
+    try:
+        out = decode_image(data, 64 * 64)
+    except ImageError:
+        return
+    assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[0] * out.shape[1] <= 64 * 64
+
+
+@given(st.integers(1, 5000), st.integers(1, 5000), st.sampled_from(["PNG", "TIFF", "BMP", "JPEG"]))
+@settings(max_examples=25, deadline=None)
+def test_header_size_matches_what_was_written(width: int, height: int, fmt: str) -> None:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (width, height)).save(buf, format=fmt)
+    assert header_size(buf.getvalue()) == (width, height)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inspectd.config import Settings, load_settings
+from inspectd.config import Settings, default_state_dir, load_settings
 from inspectd.errors import ConfigError, ErrorReason
 from inspectd.frame import Frame
 from inspectd.imaging.codec import encode_image
@@ -26,11 +26,10 @@ from inspectd.service.systemd import Notifier
 from inspectd.sinks.mqtt import MqttSink
 from inspectd.sources.base import FrameSource
 from inspectd.sources.runner import make_source, no_frame, run_source
+from inspectd.sources.sequence import SequenceFile
 from inspectd.sources.triggers import Trigger, TriggerQueue, parse_trigger, unanswered
 
 log = get_logger("daemon")
-
-TRIGGER_WINDOW_S = 10.0
 
 RESTART_SECTIONS = ("models", "scheduler", "mqtt", "metrics", "logging")
 
@@ -112,7 +111,9 @@ class Daemon:
         self.stop_event = threading.Event()
         self.reload_event = threading.Event()
         self.inspector = Inspector(settings, self.store)
-        self.triggers = {name: TriggerQueue(TRIGGER_WINDOW_S) for name in settings.cameras}
+        self.triggers = {
+            name: TriggerQueue(cam.source.trigger_window_s) for name, cam in settings.cameras.items()
+        }
         self.states = {name: CameraState(name) for name in settings.cameras}
         self.sources: dict[str, FrameSource] = {}
         self.threads: list[threading.Thread] = []
@@ -155,7 +156,9 @@ class Daemon:
             )
         self.metrics_port = self.metrics.serve(self.settings.metrics)
         for name, cam in self.settings.cameras.items():
-            self.sources[name] = make_source(name, cam, self.settings.pipeline.max_image_pixels)
+            source = make_source(name, cam, self.settings.pipeline.max_image_pixels)
+            source.use_sequence(SequenceFile(default_state_dir() / "seq" / name))
+            self.sources[name] = source
         self.scheduler.start()
         if self.settings.mqtt.enabled:
             self.sink = MqttSink(self.settings.mqtt, list(self.settings.cameras), self._on_trigger)

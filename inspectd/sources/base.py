@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from inspectd.config import SourceConfig
 from inspectd.frame import Frame
@@ -32,9 +32,16 @@ class FrameSource(ABC):
         self.stats: dict[str, int] = {"frames": 0, "malformed": 0, "dropped": 0, "errors": 0}
         self._seq = itertools.count(1)
         self._seq_lock = threading.Lock()
+        self._sequence: Callable[[], int] | None = None
+
+    def use_sequence(self, sequence: Callable[[], int]) -> None:
+        """Take sequence numbers from ``sequence`` (a SequenceFile: increasing across restarts)."""
+        self._sequence = sequence
 
     def next_seq(self) -> int:
-        """The next sequence number of this camera (kept across reconnects)."""
+        """The next sequence number of this camera (kept across reconnects, and restarts with a SequenceFile)."""
+        if self._sequence is not None:
+            return self._sequence()
         with self._seq_lock:
             return next(self._seq)
 
