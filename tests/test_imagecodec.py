@@ -138,16 +138,38 @@ def test_every_format_is_refused_from_its_header_before_decoding(fmt) -> None:
     assert decode_image(buf.getvalue(), 300 * 200).shape == (200, 300, 3)
 
 
-def test_compressed_tiff_bomb_is_refused_without_allocating_it() -> None:
-    import resource
+def test_compressed_tiff_bomb_is_refused_without_allocating_it(tmp_path) -> None:
+    """In a fresh process, so the peak RSS it reports belongs to this refusal alone."""
+    import subprocess
+    import sys
 
-    data = _big_tiff(8000, 8000)  # 64 MP of zeros in a few hundred kB
-    assert len(data) < 2_000_000
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    with pytest.raises(ImageTooLargeError, match="8000x8000"):
-        decode_image(data, 4_000_000, "cam")
-    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
-    assert grown_mb < 32, f"peak RSS grew {grown_mb:.0f} MB while refusing the image"
+    path = tmp_path / "bomb.tif"
+    path.write_bytes(_big_tiff(12000, 12000))  # 144 MP of zeros in well under 1 MB
+    assert path.stat().st_size < 1_000_000
+    script = (
+        "import resource, sys\n"
+        "from pathlib import Path\n"
+        "from inspectd.imaging.codec import decode_image\n"
+        "from inspectd.errors import ImageTooLargeError\n"
+        "data = Path(sys.argv[1]).read_bytes()\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "try:\n"
+        "    decode_image(data, 4_000_000, 'cam')\n"
+        "except ImageTooLargeError as exc:\n"
+        "    print('refused', exc)\n"
+        "print('grown_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
+    assert "refused" in out and "12000x12000" in out, out
+    grown_mb = int(out.split("grown_kb")[1]) / 1024
+    assert grown_mb < 16, f"peak RSS grew {grown_mb:.0f} MB while refusing the image"
+
+
+def test_header_beyond_pillows_own_bomb_limit_is_too_large() -> None:
+    with pytest.raises(ImageTooLargeError, match=r"pipeline\.max_image_pixels"):
+        decode_image(_big_tiff(16000, 16000), 4_000_000, "cam")
 
 
 def test_bytes_without_a_known_header_are_a_decode_error() -> None:

@@ -123,6 +123,7 @@ class Daemon:
         )
         self.last_progress = time.monotonic()
         self.verdicts = 0
+        self.frames_taken = 0
         self.metrics_port: int | None = None
         self._was_healthy = True
         self._counted: dict[str, dict[str, int]] = {}
@@ -185,6 +186,8 @@ class Daemon:
 
     def _submitter(self, source: FrameSource):
         def submit(frame: Frame) -> None:
+            with self._lock:
+                self.frames_taken += 1
             self.metrics.frames_in.labels(frame.camera).inc()
             self.scheduler.submit(frame, live=source.live)
             self.metrics.queue_depth.set(self.scheduler.pending())
@@ -406,6 +409,7 @@ class Daemon:
             "stopped",
             drained=drained,
             verdicts=self.verdicts,
+            frames_taken=self.frames_taken,
             answered_shutdown=self.scheduler.stats.shutdown,
             sources_stopped=sources_stopped,
             drain_s=round(time.monotonic() - started, 2),
