@@ -283,9 +283,13 @@ class Daemon:
     # ---- supervision ---------------------------------------------------------------------------------------
 
     def healthy(self, now: float) -> bool:
-        """Progress for the watchdog: frames advance, or nothing waits (sources idle by design)."""
+        """Progress for the watchdog: frames advance, a device step is running within its limit, or nothing waits."""
         stall = (self.notifier.watchdog_s or 120.0) / 2
-        return self.scheduler.pending() == 0 or now - self.last_progress < stall
+        return (
+            self.scheduler.pending() == 0
+            or now - self.last_progress < stall
+            or self.scheduler.progressing(now, stall)
+        )
 
     def status_line(self) -> str:
         """The one-line STATUS= summary."""

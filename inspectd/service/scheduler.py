@@ -91,6 +91,8 @@ class Scheduler:
         self._tiling = 0
         self._inflight = 0
         self._active: set[_Ticket] = set()
+        self.last_progress = time.monotonic()
+        self._step_started: float | None = None
         self._draining = False
         self._max_inflight = max(2, 2 * cfg.queue_frames)
         self._round_robin: deque[str] = deque()
@@ -189,6 +191,14 @@ class Scheduler:
         self._accepting = True
         self._device.start()
 
+    def progressing(self, now: float, stall_s: float) -> bool:
+        """Whether work advances: a step finished within ``stall_s``, or one is running and not yet longer
+        than ``scheduler.max_step_s`` (a slow but healthy frame keeps the watchdog fed)."""
+        started = self._step_started
+        if started is not None and now - started < self.cfg.max_step_s:
+            return True
+        return now - self.last_progress < stall_s
+
     def pending(self) -> int:
         """Frames submitted and not yet answered."""
         with self._cv:
@@ -277,10 +287,15 @@ class Scheduler:
                             0.0, self.cfg.max_wait_ms / 1000.0 - (now - self._tiles[0].queued_tiles_at)
                         )
                     self._cv.wait(0.05 if wait is None else max(wait, 0.001))
-            if batch:
-                self._run_batch(batch)
-            else:
-                self._run_start(ticket)
+            self._step_started = time.monotonic()
+            try:
+                if batch:
+                    self._run_batch(batch)
+                else:
+                    self._run_start(ticket)
+            finally:
+                self._step_started = None
+                self.last_progress = time.monotonic()
 
     def _spawn(self, fn: Callable[..., None], *args: object) -> None:
         try:
@@ -356,6 +371,7 @@ class Scheduler:
                 self._active.discard(ticket)
                 self._inflight -= 1
             self.stats.inspected += 1
+            self.last_progress = time.monotonic()
             self._cv.notify_all()
         self._complete(ticket, result)
 
