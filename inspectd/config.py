@@ -10,10 +10,19 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from inspectd.errors import ConfigError
+from inspectd.secrets import MASK, mask_uri, uri_secrets
 
 ENV_PREFIX = "INSPECTD_"
 DEFAULT_CONFIG_PATH = Path("/etc/inspectd/inspectd.toml")
@@ -159,6 +168,19 @@ class SchedulerConfig(Section):
     )
 
 
+def private_file(key: str, path: Path | None, private: bool = True) -> None:
+    """A configured file must exist; a secret one (``private``) must not be readable by every user."""
+    if path is None:
+        return
+    if not path.is_file():
+        raise ValueError(f"{key}: {path} does not exist or is not a file; fix the path or remove {key}")
+    if private and path.stat().st_mode & 0o004:
+        raise ValueError(
+            f"{key}: {path} is readable by every user; it holds a secret: chmod 600 {path} (owner: the "
+            "daemon's user, inspectd)"
+        )
+
+
 class TlsConfig(Section):
     """TLS for the broker connection."""
 
@@ -183,7 +205,9 @@ class MqttConfig(Section):
         30, ge=5, description="seconds between pings; the broker's Last Will fires after 1.5x"
     )
     username: str = Field("", description="broker user name; empty: anonymous")
-    password: str = Field("", description="prefer password_file; never logged")
+    password: SecretStr = Field(
+        SecretStr(""), description="prefer password_file; a secret: never logged, printed or echoed in errors"
+    )
     password_file: Path | None = Field(
         None, description="file holding the broker password (one line; readable by the daemon user only)"
     )
@@ -211,6 +235,15 @@ class MqttConfig(Section):
             raise ValueError("prefix must be non-empty, without '#', '+' or leading/trailing '/'")
         return v
 
+    @model_validator(mode="after")
+    def _secret_files_are_private(self) -> MqttConfig:
+        private_file("mqtt.password_file", self.password_file)
+        if self.tls.enabled:
+            for key in ("ca_file", "cert_file"):
+                private_file(f"mqtt.tls.{key}", getattr(self.tls, key), private=False)
+            private_file("mqtt.tls.key_file", self.tls.key_file)
+        return self
+
     def resolved_password(self) -> str:
         """The broker password, read from password_file when one is set."""
         if self.password_file is not None:
@@ -218,7 +251,7 @@ class MqttConfig(Section):
                 return self.password_file.read_text().strip()
             except OSError as exc:
                 raise ConfigError(f"mqtt.password_file {self.password_file}: {exc.strerror}") from exc
-        return self.password
+        return self.password.get_secret_value()
 
 
 class MetricsConfig(Section):
@@ -342,6 +375,29 @@ class Settings(BaseSettings):
                 raise ValueError(f"camera name {name!r} must be non-empty without '/', '#', '+' or spaces")
         return self
 
+    @model_validator(mode="after")
+    def _cameras_have_usable_sources(self) -> Settings:
+        for name, cam in self.cameras.items():
+            key = f"cameras.{name}.source.uri"
+            uri = cam.source.uri.strip()
+            if not uri:
+                raise ValueError(
+                    f"{key} is empty: set [cameras.{name}.source] kind and uri (a device index, a URL, a file, a "
+                    "ZeroMQ endpoint or a folder)"
+                )
+            if cam.source.kind == "zmq" and not uri.startswith(
+                ("tcp://", "ipc://", "inproc://", "pgm://", "epgm://")
+            ):
+                raise ValueError(f"{key} {mask_uri(uri)!r} is not a ZeroMQ endpoint (e.g. tcp://host:5555)")
+        return self
+
+    def secret_values(self) -> list[str]:
+        """Every secret this configuration holds (broker password, URI credentials), for redaction."""
+        values = [self.mqtt.password.get_secret_value(), self.mqtt.resolved_password()]
+        for cam in self.cameras.values():
+            values += uri_secrets(cam.source.uri)
+        return [v for v in values if v]
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -363,6 +419,19 @@ class Settings(BaseSettings):
         return self.cameras[name]
 
 
+SECRET_KEYS = frozenset({"password", "password_file", "key_file", "username"})
+
+
+def _shown_input(loc: tuple, value: Any) -> str:
+    """The offending value for an error message: never a whole section, never a secret, URIs masked."""
+    if not loc or isinstance(value, dict | list | tuple | set) or any(p in SECRET_KEYS for p in loc):
+        return ""
+    text = repr(value)
+    if len(text) > 80:
+        text = text[:77] + "..."
+    return f" (got {mask_uri(text)})"
+
+
 def _format_validation_error(exc: ValidationError, source: str) -> str:
     lines = [f"invalid configuration in {source}:"]
     for err in exc.errors():
@@ -370,7 +439,8 @@ def _format_validation_error(exc: ValidationError, source: str) -> str:
         if err["type"] == "extra_forbidden":
             lines.append(f"  {key}: unknown key (check its spelling and section)")
         else:
-            lines.append(f"  {key}: {err['msg']} (got {err.get('input')!r})")
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"  {key}: {mask_uri(msg)}{_shown_input(err['loc'], err.get('input'))}")
     return "\n".join(lines)
 
 
@@ -417,6 +487,7 @@ def settings_to_toml(settings: Settings) -> str:
     import tomlkit
 
     data = settings.model_dump(mode="json", exclude_none=True)
-    if data["mqtt"].get("password"):
-        data["mqtt"]["password"] = "***"
+    data["mqtt"]["password"] = MASK if settings.mqtt.password.get_secret_value() else ""
+    for cam in data.get("cameras", {}).values():
+        cam["source"]["uri"] = mask_uri(cam["source"]["uri"])
     return tomlkit.dumps(data)

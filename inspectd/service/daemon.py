@@ -20,6 +20,7 @@ from inspectd.imaging.heatmap import overlay
 from inspectd.logs import get_logger
 from inspectd.models.store import ModelStore
 from inspectd.pipeline.inspector import InspectionResult, Inspector
+from inspectd.secrets import register as register_secrets
 from inspectd.service.metrics import Metrics
 from inspectd.service.scheduler import Scheduler
 from inspectd.service.systemd import Notifier
@@ -104,6 +105,7 @@ class Daemon:
         store: ModelStore | None = None,
     ) -> None:
         self.settings = settings
+        register_secrets(*settings.secret_values())
         self.config_path = config_path
         self.notifier = notifier or Notifier()
         self.store = store or ModelStore(settings.models, settings.pipeline)

@@ -32,6 +32,7 @@ from inspectd.config import MqttConfig
 from inspectd.errors import ConfigError
 from inspectd.frame import Verdict
 from inspectd.logs import get_logger
+from inspectd.secrets import redact
 from inspectd.sinks.spool import Spool
 
 WINDOW = 64
@@ -163,7 +164,7 @@ class MqttSink:
 
     def publish_state(self, camera: str, state: dict[str, Any]) -> None:
         """Publish a camera's state retained; the latest one is re-published after every reconnect."""
-        payload = json.dumps(state, default=str).encode("utf-8")
+        payload = redact(json.dumps(state, default=str)).encode("utf-8")
         self._states[camera] = payload
         if self._connected:
             self._publish(f"{self.prefix}/{camera}/state", payload, 1, True)

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 
 from inspectd.config import SourceConfig
 from inspectd.frame import Frame
+from inspectd.secrets import mask_uri
 
 
 class EndOfStream(Exception):
@@ -67,6 +68,11 @@ class FrameSource(ABC):
         """
         return iter(())
 
+    @property
+    def shown_uri(self) -> str:
+        """The source's URI with any credentials masked: the only form that goes into logs, errors and MQTT."""
+        return mask_uri(self.cfg.uri)
+
     def describe(self) -> str:
-        """A short text naming the source for logs and state messages."""
-        return f"{self.cfg.kind}:{self.cfg.uri}"
+        """A short text naming the source for logs and state messages (credentials masked)."""
+        return f"{self.cfg.kind}:{self.shown_uri}"

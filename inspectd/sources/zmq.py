@@ -192,7 +192,7 @@ class ZmqSource(FrameSource):
             ctx.term()
             verb = "bind" if cfg.zmq_bind else "connect"
             raise SourceError(
-                f"camera {self.camera}: cannot {verb} ZeroMQ {cfg.zmq_socket.upper()} to {cfg.uri!r}: {exc} "
+                f"camera {self.camera}: cannot {verb} ZeroMQ {cfg.zmq_socket.upper()} to {self.shown_uri!r}: {exc} "
                 f"(fix cameras.{self.camera}.source.uri, e.g. tcp://host:5555, or free the port)"
             ) from exc
         self._ctx, self._sock = ctx, sock
@@ -210,7 +210,7 @@ class ZmqSource(FrameSource):
             return None
         except zmq.ZMQError as exc:
             raise SourceError(
-                f"camera {self.camera}: ZeroMQ receive failed on {self.cfg.uri}: {exc}"
+                f"camera {self.camera}: ZeroMQ receive failed on {self.shown_uri}: {exc}"
             ) from exc
 
     def _split(self, parts: list[bytes]) -> tuple[bytes, bytes]:
