@@ -198,7 +198,9 @@ class MqttConfig(Section):
 
     enabled: bool = Field(True, description="publish to MQTT; off: verdicts go to the log only")
     host: str = Field("localhost", description="broker host name or address")
-    port: int = Field(1883, ge=1, le=65535, description="broker port (8883 is usual with TLS)")
+    port: int = Field(
+        1883, ge=1, le=65535, description="broker port; when not set: 8883 with tls.enabled, 1883 without"
+    )
     prefix: str = Field("inspectd", description="first level of every topic: <prefix>/<camera>/verdict")
     client_id: str = Field("", description="MQTT client id; empty: inspectd-<host name>")
     keepalive: int = Field(
@@ -227,6 +229,16 @@ class MqttConfig(Section):
         100_000, ge=1, description="spool bound; beyond it the oldest verdict is dropped and counted"
     )
     reconnect_max_s: float = Field(30.0, gt=0, description="longest wait between broker reconnect attempts")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _port_follows_tls(cls, data: Any) -> Any:
+        """With no port given, TLS means the TLS port: turning TLS off for a local broker is one line."""
+        if isinstance(data, dict) and data.get("port") is None:
+            tls = data.get("tls")
+            enabled = tls.get("enabled", False) if isinstance(tls, dict) else getattr(tls, "enabled", False)
+            data = {**data, "port": 8883 if enabled in (True, "true", "1", 1) else 1883}
+        return data
 
     @field_validator("prefix")
     @classmethod
