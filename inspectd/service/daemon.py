@@ -175,7 +175,7 @@ class Daemon:
                     self.stop_event,
                     self._state_callback(name),
                     self.triggers[name],
-                    lambda: self._drain_deadline,
+                    self._drain_until,
                 ),
                 name=f"source-{name}",
                 daemon=True,
@@ -250,6 +250,12 @@ class Daemon:
                 ErrorReason.OVERLOADED,
                 f"{queue.limit} triggers were waiting for frames of camera {camera}; the oldest was dropped",
             )
+
+    def _drain_until(self) -> float:
+        """Until when a stopping source reads what it already received (half the drain time)."""
+        if not self._drain_deadline:
+            self._drain_deadline = time.monotonic() + self.settings.scheduler.drain_timeout_s / 2
+        return self._drain_deadline
 
     def _answer_trigger(self, camera: str, trigger: Trigger, reason: ErrorReason, detail: str) -> None:
         """Answer a trigger that will get no frame, in its camera's order."""
@@ -392,7 +398,7 @@ class Daemon:
         started = time.monotonic()
         deadline = started + self.settings.scheduler.drain_timeout_s
         self._closing = True
-        self._drain_deadline = started + self.settings.scheduler.drain_timeout_s / 2
+        self._drain_until()
         self.scheduler.begin_drain()
         self.stop_event.set()
         self.notifier.stopping()
