@@ -9,7 +9,14 @@ from hypothesis import strategies as st
 
 from inspectd.errors import ErrorReason
 from inspectd.frame import Frame, utcnow
-from inspectd.sources.triggers import MAX_PART_ID_CHARS, Trigger, TriggerQueue, parse_trigger, unanswered
+from inspectd.sources.triggers import (
+    MAX_PART_ID_CHARS,
+    Trigger,
+    TriggerQueue,
+    parse_trigger,
+    trigger_from_payload,
+    unanswered,
+)
 
 
 def frame_at(offset_s: float, **kw) -> Frame:
@@ -88,3 +95,15 @@ def test_unanswered_frame_carries_the_part_and_reason() -> None:
     f = unanswered("c", 7, t, ErrorReason.NO_FRAME, "no frame")
     assert (f.part_id, f.trigger_id, f.seq, f.image, f.error_reason) == ("P-9", "T-9", 7, None, "no_frame")
     assert f.captured_at == t.arrived_at
+
+
+def test_sent_at_makes_a_queued_trigger_count_from_when_it_was_sent() -> None:
+    old = trigger_from_payload('{"part_id": "Q-1", "sent_at": "2020-01-01T00:00:00Z"}')
+    assert old is not None and old.arrived_at.year == 2020
+    q = TriggerQueue(window_s=10.0)
+    q.push(old)
+    assert [t.part_id for t in q.expire()] == ["Q-1"], "queued during an outage long ago: expired at once"
+    fresh = trigger_from_payload('{"part_id": "Q-2", "sent_at": 1e300}')
+    assert fresh is not None and abs((utcnow() - fresh.arrived_at).total_seconds()) < 5
+    assert trigger_from_payload("   ") is None
+    assert trigger_from_payload("P-7").part_id == "P-7"

@@ -28,7 +28,7 @@ from inspectd.sinks.mqtt import MqttSink
 from inspectd.sources.base import FrameSource
 from inspectd.sources.runner import make_source, no_frame, run_source
 from inspectd.sources.sequence import SequenceFile
-from inspectd.sources.triggers import Trigger, TriggerQueue, parse_trigger, unanswered
+from inspectd.sources.triggers import Trigger, TriggerQueue, trigger_from_payload, unanswered
 
 log = get_logger("daemon")
 
@@ -228,8 +228,8 @@ class Daemon:
 
     def _on_trigger(self, camera: str, payload: str) -> None:
         queue = self.triggers.get(camera)
-        part_id, trigger_id = parse_trigger(payload)
-        if queue is None or part_id is None:
+        trigger = trigger_from_payload(payload)
+        if queue is None or trigger is None:
             log.warning(
                 "trigger_ignored",
                 camera=camera,
@@ -237,8 +237,13 @@ class Daemon:
                 reason="unknown camera" if queue is None else "empty part id",
             )
             return
-        trigger = Trigger(part_id, trigger_id)
-        log.info("trigger", camera=camera, part_id=part_id, trigger_id=trigger_id, waiting=len(queue) + 1)
+        log.info(
+            "trigger",
+            camera=camera,
+            part_id=trigger.part_id,
+            trigger_id=trigger.trigger_id,
+            waiting=len(queue) + 1,
+        )
         if self._closing:
             self._answer_trigger(camera, trigger, ErrorReason.SHUTDOWN, "the daemon was shutting down")
             return

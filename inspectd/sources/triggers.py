@@ -10,11 +10,12 @@ to be answered with ``error``/``overloaded``. No part id is ever silently forgot
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from inspectd.errors import ErrorReason
 from inspectd.frame import Frame, utcnow
@@ -53,6 +54,43 @@ def parse_trigger(payload: str) -> tuple[str | None, str | None]:
         if isinstance(data, dict):
             return _bounded(data.get("part_id")), _bounded(data.get("trigger_id"))
     return _bounded(text), None
+
+
+def _sent_at(value: object) -> datetime | None:
+    """A trigger's ``sent_at`` (ISO 8601 or epoch seconds), None when absent or unreadable."""
+    try:
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            return datetime.fromtimestamp(float(value), UTC)
+        if isinstance(value, str) and len(value) <= 64:
+            ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+    return None
+
+
+def trigger_from_payload(payload: str) -> Trigger | None:
+    """The Trigger a payload announces, or None without a part id.
+
+    A JSON trigger may carry ``sent_at`` (the PLC's clock): the trigger then counts from that moment, so one the
+    broker queued during an outage expires by when it was sent instead of claiming a later part's frame.
+    """
+    part_id, trigger_id = parse_trigger(payload)
+    if part_id is None:
+        return None
+    sent = None
+    text = payload.strip()
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, RecursionError):
+            data = None
+        if isinstance(data, dict):
+            sent = _sent_at(data.get("sent_at"))
+    now, mono = utcnow(), time.monotonic()
+    if sent is None or sent > now:
+        return Trigger(part_id, trigger_id, now, mono)
+    return Trigger(part_id, trigger_id, sent, mono - (now - sent).total_seconds())
 
 
 class TriggerQueue:

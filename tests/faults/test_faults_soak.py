@@ -22,7 +22,7 @@ from tests.test_daemon_process import PREFIX, Daemon, config_text
 
 pytestmark = pytest.mark.slow
 
-SOAK_S = float(os.environ.get("INSPECTD_SOAK_S", "75"))
+SOAK_S = float(os.environ.get("INSPECTD_SOAK_S", "60"))
 RATE_HZ = 1.5
 WINDOWS = 5
 
