@@ -44,6 +44,9 @@ def default_cache_dir() -> Path:
     return Path(base) / "inspectd"
 
 
+ZMQ_SCHEMES = ("tcp://", "ipc://", "inproc://", "pgm://", "epgm://")
+
+
 class Section(BaseModel):
     """Base of every settings section: unknown keys are an error, values are validated on assignment."""
 
@@ -387,21 +390,26 @@ class Settings(BaseSettings):
                 raise ValueError(f"camera name {name!r} must be non-empty without '/', '#', '+' or spaces")
         return self
 
-    @model_validator(mode="after")
-    def _cameras_have_usable_sources(self) -> Settings:
+    def check_runnable(self) -> None:
+        """Refuse (ConfigError naming the key) a configuration the daemon cannot run: no camera, or a camera
+        without a usable source. Offline commands (inspect, calibrate, eval) do not need sources."""
+        if not self.cameras:
+            raise ConfigError(
+                "no cameras configured: add a [cameras.NAME] section with a [cameras.NAME.source]"
+            )
+        problems = []
         for name, cam in self.cameras.items():
             key = f"cameras.{name}.source.uri"
             uri = cam.source.uri.strip()
             if not uri:
-                raise ValueError(
+                problems.append(
                     f"{key} is empty: set [cameras.{name}.source] kind and uri (a device index, a URL, a file, a "
                     "ZeroMQ endpoint or a folder)"
                 )
-            if cam.source.kind == "zmq" and not uri.startswith(
-                ("tcp://", "ipc://", "inproc://", "pgm://", "epgm://")
-            ):
-                raise ValueError(f"{key} {mask_uri(uri)!r} is not a ZeroMQ endpoint (e.g. tcp://host:5555)")
-        return self
+            elif cam.source.kind == "zmq" and not uri.startswith(ZMQ_SCHEMES):
+                problems.append(f"{key} {mask_uri(uri)!r} is not a ZeroMQ endpoint (e.g. tcp://host:5555)")
+        if problems:
+            raise ConfigError("configuration cannot run:\n  " + "\n  ".join(problems))
 
     def secret_values(self) -> list[str]:
         """Every secret this configuration holds (broker password, URI credentials), for redaction."""

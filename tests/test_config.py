@@ -105,7 +105,14 @@ def test_password_file_is_read(tmp_path):
 )
 def test_configs_that_cannot_work_are_refused_naming_the_key(tmp_path, text, key):
     with pytest.raises(ConfigError, match=re.escape(key)):
-        load_settings(write(tmp_path, text))
+        load_settings(write(tmp_path, text)).check_runnable()
+
+
+def test_run_and_check_config_refuse_a_camera_without_source_with_exit_78(tmp_path):
+    path = write(tmp_path, "[cameras.cam]\nimage_threshold = 0.5\n")
+    for args in (("check-config", str(path)), ("run", "--config", str(path))):
+        proc = run_cli(*args)
+        assert proc.returncode == 78 and "cameras.cam.source.uri is empty" in proc.stderr, proc.stderr
 
 
 def test_secret_files_readable_by_everyone_are_refused(tmp_path):

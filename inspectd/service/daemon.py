@@ -153,10 +153,7 @@ class Daemon:
 
     def start(self) -> None:
         """Connect MQTT, start the scheduler and one thread per camera."""
-        if not self.settings.cameras:
-            raise ConfigError(
-                "no cameras configured: add a [cameras.NAME] section with a [cameras.NAME.source]"
-            )
+        self.settings.check_runnable()
         self.metrics_port = self.metrics.serve(self.settings.metrics)
         for name, cam in self.settings.cameras.items():
             source = make_source(name, cam, self.settings.pipeline.max_image_pixels)
