@@ -48,6 +48,7 @@ def slope(values: list[float]) -> float:
     return num / den / my if my else 0.0
 
 
+@pytest.mark.timeout(SOAK_S + 600)
 def test_soak_cpu_per_frame_and_rss_stay_flat(models_dir, mosquitto, tmp_path):
     port = free_port()
     folder = tmp_path / "incoming"
