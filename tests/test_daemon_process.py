@@ -16,7 +16,7 @@ import pytest
 
 from inspectd.bench.broker import free_port
 from inspectd.bench.samples import write_clip
-from tests.plugins.broker import Subscriber
+from inspectd.bench.subscriber import Subscriber
 from tests.test_daemon import PREFIX, Pusher, png
 
 pytestmark = pytest.mark.slow
@@ -120,7 +120,7 @@ def test_sigterm_drains_in_flight_frames_publishes_offline_and_exits_0(models_di
     camera = f'[cameras.cam.source]\nkind = "opencv"\nuri = "{clip}"\n'
     config = tmp_path / "inspectd.toml"
     config.write_text(config_text(models_dir, tmp_path, mosquitto, camera))
-    sub = Subscriber(mosquitto, [f"{PREFIX}/#"])
+    sub = Subscriber(mosquitto.host, mosquitto.port, [f"{PREFIX}/#"])
     daemon = Daemon(config, tmp_path)
     try:
         daemon.wait_note("READY=1", timeout=120)
@@ -148,7 +148,7 @@ def test_sighup_applies_thresholds_and_names_what_needs_a_restart(models_dir, mo
     )
     config = tmp_path / "inspectd.toml"
     config.write_text(config_text(models_dir, tmp_path, mosquitto, camera, threshold=1.0))
-    sub = Subscriber(mosquitto, [f"{PREFIX}/cam/verdict"])
+    sub = Subscriber(mosquitto.host, mosquitto.port, [f"{PREFIX}/cam/verdict"])
     daemon = Daemon(config, tmp_path)
     cam = None
     try:

@@ -13,11 +13,12 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from inspectd.bench.subscriber import Subscriber
 from inspectd.config import MqttConfig
 from inspectd.errors import ConfigError
 from inspectd.frame import Defect, Verdict
 from inspectd.sinks.mqtt import WINDOW, MqttSink
-from tests.plugins.broker import Broker, Subscriber
+from tests.plugins.broker import Broker
 
 
 def _cfg(broker: Broker, tmp_path, **kw) -> MqttConfig:
@@ -66,13 +67,13 @@ def test_status_online_retained_and_offline_on_stop(mosquitto: Broker, tmp_path)
     sink = MqttSink(_cfg(mosquitto, tmp_path), ["cam1"], lambda c, p: None)
     sink.start()
     _wait(lambda: sink.connected)
-    late = Subscriber(mosquitto, ["plant/status"])
+    late = Subscriber(mosquitto.host, mosquitto.port, ["plant/status"])
     msg = late.wait_for("plant/status", 1)[0]
     assert (msg.payload, msg.retain) == (b"online", True)
     sink.stop(2.0)
     assert late.wait_for("plant/status", 2)[1].payload == b"offline"
     late.close()
-    after = Subscriber(mosquitto, ["plant/status"])
+    after = Subscriber(mosquitto.host, mosquitto.port, ["plant/status"])
     msg = after.wait_for("plant/status", 1)[0]
     assert (msg.payload, msg.retain) == (b"offline", True)
     after.close()
@@ -82,7 +83,7 @@ def test_last_will_is_offline_when_connection_dies(mosquitto: Broker, tmp_path) 
     sink = MqttSink(_cfg(mosquitto, tmp_path, keepalive=5), ["cam1"], lambda c, p: None)
     sink.start()
     _wait(lambda: sink.connected)
-    sub = Subscriber(mosquitto, ["plant/status"])
+    sub = Subscriber(mosquitto.host, mosquitto.port, ["plant/status"])
     assert sub.wait_for("plant/status", 1)[0].payload == b"online"
     sink.client.loop_stop()
     sock = sink.client.socket()
@@ -95,7 +96,7 @@ def test_last_will_is_offline_when_connection_dies(mosquitto: Broker, tmp_path) 
 
 
 def test_verdict_json_round_trip_and_state_retained(mosquitto: Broker, tmp_path) -> None:
-    sub = Subscriber(mosquitto, ["plant/+/verdict", "plant/+/heatmap", "plant/+/state"])
+    sub = Subscriber(mosquitto.host, mosquitto.port, ["plant/+/verdict", "plant/+/heatmap", "plant/+/state"])
     sink = MqttSink(_cfg(mosquitto, tmp_path), ["cam1"], lambda c, p: None)
     sink.start()
     _wait(lambda: sink.connected)
@@ -113,7 +114,7 @@ def test_verdict_json_round_trip_and_state_retained(mosquitto: Broker, tmp_path)
     assert sub.wait_for("plant/cam1/heatmap", 1)[0].payload == b"\xff\xd8jpegbytes"
     _wait(lambda: sink.spool_depth == 0)
     assert not sub.wait_for("plant/cam1/state", 1)[0].retain  # live delivery; the broker now holds it
-    state_sub = Subscriber(mosquitto, ["plant/cam1/state"])
+    state_sub = Subscriber(mosquitto.host, mosquitto.port, ["plant/cam1/state"])
     st = state_sub.wait_for("plant/cam1/state", 1)[0]
     assert st.retain and json.loads(st.payload) == {"state": "connected", "fps": 12.5}
     assert sink.stats["published"] == 1 and sink.stats["spooled"] == 1
@@ -156,7 +157,7 @@ def test_broker_restart_delivers_everything_in_order(mosquitto_factory, tmp_path
     """Idle at the outage: exactly once. Mid-stream: nothing lost, first deliveries in order, and a repeat
     only for a verdict that was in flight (sent, PUBACK not yet back) when the broker died (see sinks/mqtt.py)."""
     broker = mosquitto_factory(persistence=True)
-    sub = Subscriber(broker, ["plant/cam1/verdict"], persistent=True)
+    sub = Subscriber(broker.host, broker.port, ["plant/cam1/verdict"], persistent=True)
     sink = MqttSink(_cfg(broker, tmp_path), ["cam1"], lambda c, p: None)
     sink.start()
     _wait(lambda: sink.connected)
@@ -198,7 +199,7 @@ def test_spool_persists_across_sink_restart(mosquitto: Broker, tmp_path) -> None
         first.publish_verdict(_verdict(seq))
     assert first.spool_depth == 5 and not first.connected
     first.stop(0.2)
-    sub = Subscriber(mosquitto, ["plant/cam1/verdict"])
+    sub = Subscriber(mosquitto.host, mosquitto.port, ["plant/cam1/verdict"])
     second = MqttSink(_cfg(mosquitto, tmp_path), ["cam1"], lambda c, p: None)
     assert second.spool_depth == 5
     second.start()
@@ -218,7 +219,7 @@ def test_full_spool_drops_oldest_and_counts(mosquitto: Broker, tmp_path) -> None
         sink.publish_verdict(_verdict(seq))
     assert sink.stats["spool_full_dropped"] == 2 and sink.spool_depth == 3
     sink.stop(0.2)
-    sub = Subscriber(mosquitto, ["plant/cam1/verdict"])
+    sub = Subscriber(mosquitto.host, mosquitto.port, ["plant/cam1/verdict"])
     again = MqttSink(_cfg(mosquitto, tmp_path, spool_max_messages=3), ["cam1"], lambda c, p: None)
     again.start()
     sub.wait_for("plant/cam1/verdict", 3)
@@ -242,7 +243,7 @@ def test_heatmap_dropped_and_verdict_never_blocks_while_broker_down(mosquitto: B
 
 @pytest.mark.parametrize("qos", [0, 1])
 def test_throughput_on_local_broker(mosquitto: Broker, tmp_path, qos: int) -> None:
-    sub = Subscriber(mosquitto, ["plant/cam1/verdict"])
+    sub = Subscriber(mosquitto.host, mosquitto.port, ["plant/cam1/verdict"])
     sink = MqttSink(_cfg(mosquitto, tmp_path, verdict_qos=qos), ["cam1"], lambda c, p: None)
     sink.start()
     _wait(lambda: sink.connected)

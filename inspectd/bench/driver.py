@@ -26,6 +26,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from inspectd.bench.subscriber import Subscriber
 from inspectd.bench.variants import DAEMON_VARIANTS, VARIANTS
 from inspectd.config import Settings, load_settings
 from inspectd.errors import ConfigError, InspectdError
@@ -171,55 +172,6 @@ def _cuda(device: torch.device) -> bool:
 
 
 # ---- the MQTT side --------------------------------------------------------------------------------------
-
-
-class VerdictCollector:
-    """A paho subscriber on every camera's verdict topic that stamps each verdict with its arrival time."""
-
-    def __init__(self, host: str, port: int, prefix: str = PREFIX) -> None:
-        import paho.mqtt.client as mqtt
-        from paho.mqtt.enums import CallbackAPIVersion
-
-        self.received: list[tuple[float, dict[str, Any]]] = []
-        self._cond = threading.Condition()
-        subscribed = threading.Event()
-        topic = f"{prefix}/+/verdict"
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"inspectd-bench-{os.getpid()}")
-        self.client.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
-        self.client.on_subscribe = lambda *a: subscribed.set()
-        self.client.on_message = self._on_message
-        self.client.connect(host, port, keepalive=30)
-        self.client.loop_start()
-        if not subscribed.wait(10):
-            self.close()
-            raise InspectdError(
-                f"bench subscriber could not subscribe to {topic} on {host}:{port} within 10 s"
-            )
-
-    def _on_message(self, client, userdata, msg) -> None:
-        now = time.time()
-        payload = json.loads(msg.payload)
-        with self._cond:
-            self.received.append((now, payload))
-            self._cond.notify_all()
-
-    def reset(self) -> None:
-        """Forget what came so far (between variants)."""
-        with self._cond:
-            self.received = []
-
-    def wait_for(self, n: int, timeout: float) -> bool:
-        """Whether ``n`` verdicts arrived within ``timeout`` seconds."""
-        with self._cond:
-            return self._cond.wait_for(lambda: len(self.received) >= n, timeout)
-
-    def count(self) -> int:
-        with self._cond:
-            return len(self.received)
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 def _pusher(
@@ -370,7 +322,7 @@ def run_bare(settings: Settings, store: ModelStore, images: list[np.ndarray], fr
 def run_daemon(
     settings: Settings,
     store: ModelStore,
-    collector: VerdictCollector,
+    collector: Subscriber,
     messages: list[tuple[dict, bytes]],
     opts: BenchOptions,
     duration: float = 0.0,
@@ -432,19 +384,19 @@ def run_daemon(
             stop.set()
         else:
             timeout = opts.timeout_s or max(300.0, 60.0 * expected)
-            if not collector.wait_for(expected, timeout):
+            if not collector.wait_count(expected, timeout):
                 log.warning("bench_timeout", expected=expected, received=collector.count(), timeout_s=timeout)
         for p in pushers:
             p.join(10)
         if duration > 0:
             sent = sum(c[0] for c in sent_counts.values())
-            collector.wait_for(sent, max(60.0, 10.0 * len(settings.cameras)))
+            collector.wait_count(sent, max(60.0, 10.0 * len(settings.cameras)))
     finally:
         stop.set()
         daemon.stop_event.set()
         supervisor.join(10)
         daemon.shutdown()
-    received = list(collector.received)
+    received = [(r.arrived, json.loads(r.payload)) for r in collector.all]
     stats = daemon.scheduler.stats
     source_dropped = sum(s.stats.get("dropped", 0) for s in daemon.sources.values())
     sent = sum(c[0] for c in sent_counts.values())
@@ -495,7 +447,9 @@ def run_bench(
             store.warmup()
             Inspector(settings, store).inspect(Frame(camera="warmup", seq=1, image=images[0]))
         say(f"phase warmup done in {time.perf_counter() - t:.1f} s; models {store.describe()}")
-        collector = VerdictCollector(broker.host, broker.port)
+        collector = Subscriber(
+            broker.host, broker.port, [f"{PREFIX}/+/verdict"], client_id=f"inspectd-bench-{os.getpid()}"
+        )
         try:
             for name in VARIANTS:
                 if name not in opts.only:

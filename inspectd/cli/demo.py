@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from inspectd.cli.common import EX_OK, configure_logging, settings_from_args
 
 if TYPE_CHECKING:
+    from inspectd.bench.subscriber import Received
     from inspectd.config import Settings
 
 
@@ -83,40 +83,24 @@ def demo_settings(base: Settings, clip: Path, host: str, port: int, mqtt: bool, 
     return load_settings(None, **data)
 
 
-def _watch_verdicts(host: str, port: int, prefix: str, ready: threading.Event):
-    """A PLC-like subscriber printing each verdict it receives."""
-    import paho.mqtt.client as mqtt
-
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="inspectd-demo-plc")
-
-    def on_connect(c, userdata, flags, reason_code, properties):
-        c.subscribe(f"{prefix}/+/verdict", qos=1)
-        c.subscribe(f"{prefix}/status", qos=1)
-
-    def on_subscribe(c, userdata, mid, reason_codes, properties):
-        ready.set()
-
-    def on_message(c, userdata, msg):
-        if msg.topic.endswith("/status"):
-            print(f"  [mqtt] {msg.topic} = {msg.payload.decode()}")
-            return
-        v = json.loads(msg.payload)
-        score = f"{v['score']:.3f}" if v.get("score") is not None else "-"
-        print(
-            f"  [mqtt] {msg.topic}: seq={v['seq']} verdict={v['verdict']} score={score} "
-            f"latency={v['latency_ms']:.0f} ms{' reason=' + v['reason'] if v.get('reason') else ''}"
-        )
-
-    client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, on_message
-    client.connect(host, port)
-    client.loop_start()
-    return client
+def _print_verdict(msg: Received) -> None:
+    """What a PLC sees, one line per message."""
+    if msg.topic.endswith("/status"):
+        print(f"  [mqtt] {msg.topic} = {msg.payload.decode()}")
+        return
+    v = json.loads(msg.payload)
+    score = f"{v['score']:.3f}" if v.get("score") is not None else "-"
+    print(
+        f"  [mqtt] {msg.topic}: seq={v['seq']} verdict={v['verdict']} score={score} "
+        f"latency={v['latency_ms']:.0f} ms{' reason=' + v['reason'] if v.get('reason') else ''}"
+    )
 
 
 def run_demo(base: Settings, out: Path, frames: int = 8) -> int:
     """Run the whole demo; returns the exit status."""
     from inspectd.bench.broker import INSTALL_HINT, LocalBroker, broker_reachable, find_mosquitto
     from inspectd.bench.samples import write_clip, write_samples
+    from inspectd.bench.subscriber import Subscriber
     from inspectd.cli.inspect import inspect_files
     from inspectd.models.store import ModelStore
     from inspectd.service.daemon import Daemon, run_daemon
@@ -151,14 +135,14 @@ def run_demo(base: Settings, out: Path, frames: int = 8) -> int:
     watcher = None
     try:
         if use_mqtt:
-            ready = threading.Event()
-            watcher = _watch_verdicts(host, port, settings.mqtt.prefix, ready)
-            ready.wait(5.0)
+            prefix = settings.mqtt.prefix
+            watcher = Subscriber(
+                host, port, [f"{prefix}/+/verdict", f"{prefix}/status"], on_message=_print_verdict
+            )
         daemon_status = run_daemon(settings, until_sources_end=True, daemon=Daemon(settings, store=store))
     finally:
         if watcher is not None:
-            watcher.loop_stop()
-            watcher.disconnect()
+            watcher.close()
         if broker is not None:
             broker.close()
     print(f"demo done: results in {out}")

@@ -12,8 +12,8 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from inspectd.bench.subscriber import Subscriber
 from inspectd.service.daemon import Daemon
-from tests.plugins.broker import Subscriber
 from tests.plugins.pipeline import tiny_settings
 
 PREFIX = "f"
@@ -68,7 +68,7 @@ class Plc:
 
     def __init__(self, broker, camera: str) -> None:
         self.camera = camera
-        self.sub = Subscriber(broker, [f"{PREFIX}/{camera}/verdict"])
+        self.sub = Subscriber(broker.host, broker.port, [f"{PREFIX}/{camera}/verdict"])
         self.pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"plc-{camera}-{time.monotonic_ns()}")
         self.pub.connect(broker.host, broker.port)
         self.pub.loop_start()

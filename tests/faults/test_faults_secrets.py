@@ -16,7 +16,7 @@ import urllib.request
 import pytest
 
 from inspectd.bench.broker import free_port
-from tests.plugins.broker import Subscriber
+from inspectd.bench.subscriber import Subscriber
 from tests.test_daemon_process import Daemon
 
 pytestmark = pytest.mark.slow
@@ -127,7 +127,7 @@ def test_no_secret_in_any_output_channel(models_dir, mosquitto, tmp_path):
     leaks["check-config, numeric password"] = found_secrets(broken.stdout + broken.stderr)
     assert "987654321" not in broken.stdout + broken.stderr
 
-    sub = Subscriber(mosquitto, ["#"])
+    sub = Subscriber(mosquitto.host, mosquitto.port, ["#"])
     daemon = Daemon(config, tmp_path, env=env)
     try:
         daemon.wait_note("READY=1", timeout=120)

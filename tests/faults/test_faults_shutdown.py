@@ -13,8 +13,8 @@ import time
 import pytest
 
 from inspectd.bench.broker import free_port
+from inspectd.bench.subscriber import Subscriber
 from tests.faults.helpers import answered_once
-from tests.plugins.broker import Subscriber
 from tests.test_daemon import Pusher, png
 from tests.test_daemon_process import PREFIX, Daemon, config_text
 
@@ -30,7 +30,7 @@ def test_sigterm_with_100_parts_queued_answers_every_part_taken_in(models_dir, m
     )
     config = tmp_path / "inspectd.toml"
     config.write_text(config_text(models_dir, tmp_path, mosquitto, camera))
-    sub = Subscriber(mosquitto, [f"{PREFIX}/cam/verdict"])
+    sub = Subscriber(mosquitto.host, mosquitto.port, [f"{PREFIX}/cam/verdict"])
     daemon = Daemon(config, tmp_path)
     cam = None
     sent = [f"Q-{i:03d}" for i in range(100)]

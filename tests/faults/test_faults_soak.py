@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from inspectd.bench.broker import free_port
+from inspectd.bench.subscriber import Subscriber
 from tests.faults.helpers import answered_once
-from tests.plugins.broker import Subscriber
 from tests.test_daemon import Pusher, png
 from tests.test_daemon_process import PREFIX, Daemon, config_text
 
@@ -62,7 +62,7 @@ def test_soak_cpu_per_frame_and_rss_stay_flat(models_dir, mosquitto, tmp_path):
     )
     config = tmp_path / "inspectd.toml"
     config.write_text(config_text(models_dir, tmp_path, mosquitto, cameras))
-    sub = Subscriber(mosquitto, [f"{PREFIX}/+/verdict"])
+    sub = Subscriber(mosquitto.host, mosquitto.port, [f"{PREFIX}/+/verdict"])
     daemon = Daemon(config, tmp_path)
     cam = None
     sent: list[str] = []
