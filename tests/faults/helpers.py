@@ -55,6 +55,10 @@ def running(daemon: Daemon, tick: float = 0.2):
     daemon.start()
     thread = threading.Thread(target=daemon.supervise, kwargs={"tick": tick}, daemon=True)
     thread.start()
+    deadline = time.monotonic() + 10
+    while daemon.sink is not None and not daemon.sink.connected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # the trigger subscription is made right after the connection
     try:
         yield daemon
     finally:
