@@ -10,10 +10,19 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from inspectd.errors import ConfigError
+from inspectd.secrets import MASK, mask_uri, uri_secrets
 
 ENV_PREFIX = "INSPECTD_"
 DEFAULT_CONFIG_PATH = Path("/etc/inspectd/inspectd.toml")
@@ -33,6 +42,9 @@ def default_cache_dir() -> Path:
         return Path(os.environ["CACHE_DIRECTORY"].split(":")[0])
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "inspectd"
+
+
+ZMQ_SCHEMES = ("tcp://", "ipc://", "inproc://", "pgm://", "epgm://")
 
 
 class Section(BaseModel):
@@ -145,7 +157,31 @@ class SchedulerConfig(Section):
     )
     queue_frames: int = Field(8, ge=1, description="frames waiting per camera before overload handling")
     cpu_workers: int = Field(2, ge=1, description="threads for the CPU stages (tiling, fusion, verdicts)")
-    drain_timeout_s: float = Field(20.0, gt=0, description="SIGTERM: time allowed to finish in-flight frames")
+    drain_timeout_s: float = Field(
+        20.0,
+        gt=0,
+        description="SIGTERM: time to read what the sources already received and finish frames; parts not "
+        "finished by then are answered error/shutdown (keep under the unit's TimeoutStopSec)",
+    )
+    max_step_s: float = Field(
+        300.0,
+        gt=0,
+        description="one device step (IS-Net, SAM, a tile batch) running longer than this counts as hung: the "
+        "systemd watchdog stops being fed and inspectd is restarted; shorter slow steps keep it fed",
+    )
+
+
+def private_file(key: str, path: Path | None, private: bool = True) -> None:
+    """A configured file must exist; a secret one (``private``) must not be readable by every user."""
+    if path is None:
+        return
+    if not path.is_file():
+        raise ValueError(f"{key}: {path} does not exist or is not a file; fix the path or remove {key}")
+    if private and path.stat().st_mode & 0o004:
+        raise ValueError(
+            f"{key}: {path} is readable by every user; it holds a secret: chmod 600 {path} (owner: the "
+            "daemon's user, inspectd)"
+        )
 
 
 class TlsConfig(Section):
@@ -165,14 +201,18 @@ class MqttConfig(Section):
 
     enabled: bool = Field(True, description="publish to MQTT; off: verdicts go to the log only")
     host: str = Field("localhost", description="broker host name or address")
-    port: int = Field(1883, ge=1, le=65535, description="broker port (8883 is usual with TLS)")
+    port: int = Field(
+        1883, ge=1, le=65535, description="broker port; when not set: 8883 with tls.enabled, 1883 without"
+    )
     prefix: str = Field("inspectd", description="first level of every topic: <prefix>/<camera>/verdict")
     client_id: str = Field("", description="MQTT client id; empty: inspectd-<host name>")
     keepalive: int = Field(
         30, ge=5, description="seconds between pings; the broker's Last Will fires after 1.5x"
     )
     username: str = Field("", description="broker user name; empty: anonymous")
-    password: str = Field("", description="prefer password_file; never logged")
+    password: SecretStr = Field(
+        SecretStr(""), description="prefer password_file; a secret: never logged, printed or echoed in errors"
+    )
     password_file: Path | None = Field(
         None, description="file holding the broker password (one line; readable by the daemon user only)"
     )
@@ -193,12 +233,31 @@ class MqttConfig(Section):
     )
     reconnect_max_s: float = Field(30.0, gt=0, description="longest wait between broker reconnect attempts")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _port_follows_tls(cls, data: Any) -> Any:
+        """With no port given, TLS means the TLS port: turning TLS off for a local broker is one line."""
+        if isinstance(data, dict) and data.get("port") is None:
+            tls = data.get("tls")
+            enabled = tls.get("enabled", False) if isinstance(tls, dict) else getattr(tls, "enabled", False)
+            data = {**data, "port": 8883 if enabled in (True, "true", "1", 1) else 1883}
+        return data
+
     @field_validator("prefix")
     @classmethod
     def _prefix_has_no_wildcards(cls, v: str) -> str:
         if not v or any(c in v for c in "#+") or v.startswith("/") or v.endswith("/"):
             raise ValueError("prefix must be non-empty, without '#', '+' or leading/trailing '/'")
         return v
+
+    @model_validator(mode="after")
+    def _secret_files_are_private(self) -> MqttConfig:
+        private_file("mqtt.password_file", self.password_file)
+        if self.tls.enabled:
+            for key in ("ca_file", "cert_file"):
+                private_file(f"mqtt.tls.{key}", getattr(self.tls, key), private=False)
+            private_file("mqtt.tls.key_file", self.tls.key_file)
+        return self
 
     def resolved_password(self) -> str:
         """The broker password, read from password_file when one is set."""
@@ -207,7 +266,7 @@ class MqttConfig(Section):
                 return self.password_file.read_text().strip()
             except OSError as exc:
                 raise ConfigError(f"mqtt.password_file {self.password_file}: {exc.strerror}") from exc
-        return self.password
+        return self.password.get_secret_value()
 
 
 class MetricsConfig(Section):
@@ -247,6 +306,13 @@ class SourceConfig(Section):
         "*.png,*.jpg,*.jpeg,*.bmp,*.tif,*.tiff", description="folder: comma-separated file name patterns"
     )
     folder_existing: bool = Field(True, description="folder: also inspect files present at start")
+    trigger_window_s: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="a part id published on <prefix>/<camera>/trigger goes to the first frame captured after "
+        "it, within this many seconds; a trigger no frame claims in time is answered error/no_frame",
+    )
 
 
 class CameraConfig(Section):
@@ -324,6 +390,34 @@ class Settings(BaseSettings):
                 raise ValueError(f"camera name {name!r} must be non-empty without '/', '#', '+' or spaces")
         return self
 
+    def check_runnable(self) -> None:
+        """Refuse (ConfigError naming the key) a configuration the daemon cannot run: no camera, or a camera
+        without a usable source. Offline commands (inspect, calibrate, eval) do not need sources."""
+        if not self.cameras:
+            raise ConfigError(
+                "no cameras configured: add a [cameras.NAME] section with a [cameras.NAME.source]"
+            )
+        problems = []
+        for name, cam in self.cameras.items():
+            key = f"cameras.{name}.source.uri"
+            uri = cam.source.uri.strip()
+            if not uri:
+                problems.append(
+                    f"{key} is empty: set [cameras.{name}.source] kind and uri (a device index, a URL, a file, a "
+                    "ZeroMQ endpoint or a folder)"
+                )
+            elif cam.source.kind == "zmq" and not uri.startswith(ZMQ_SCHEMES):
+                problems.append(f"{key} {mask_uri(uri)!r} is not a ZeroMQ endpoint (e.g. tcp://host:5555)")
+        if problems:
+            raise ConfigError("configuration cannot run:\n  " + "\n  ".join(problems))
+
+    def secret_values(self) -> list[str]:
+        """Every secret this configuration holds (broker password, URI credentials), for redaction."""
+        values = [self.mqtt.password.get_secret_value(), self.mqtt.resolved_password()]
+        for cam in self.cameras.values():
+            values += uri_secrets(cam.source.uri)
+        return [v for v in values if v]
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -345,6 +439,19 @@ class Settings(BaseSettings):
         return self.cameras[name]
 
 
+SECRET_KEYS = frozenset({"password", "password_file", "key_file", "username"})
+
+
+def _shown_input(loc: tuple, value: Any) -> str:
+    """The offending value for an error message: never a whole section, never a secret, URIs masked."""
+    if not loc or isinstance(value, dict | list | tuple | set) or any(p in SECRET_KEYS for p in loc):
+        return ""
+    text = repr(value)
+    if len(text) > 80:
+        text = text[:77] + "..."
+    return f" (got {mask_uri(text)})"
+
+
 def _format_validation_error(exc: ValidationError, source: str) -> str:
     lines = [f"invalid configuration in {source}:"]
     for err in exc.errors():
@@ -352,7 +459,8 @@ def _format_validation_error(exc: ValidationError, source: str) -> str:
         if err["type"] == "extra_forbidden":
             lines.append(f"  {key}: unknown key (check its spelling and section)")
         else:
-            lines.append(f"  {key}: {err['msg']} (got {err.get('input')!r})")
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"  {key}: {mask_uri(msg)}{_shown_input(err['loc'], err.get('input'))}")
     return "\n".join(lines)
 
 
@@ -399,6 +507,7 @@ def settings_to_toml(settings: Settings) -> str:
     import tomlkit
 
     data = settings.model_dump(mode="json", exclude_none=True)
-    if data["mqtt"].get("password"):
-        data["mqtt"]["password"] = "***"
+    data["mqtt"]["password"] = MASK if settings.mqtt.password.get_secret_value() else ""
+    for cam in data.get("cameras", {}).values():
+        cam["source"]["uri"] = mask_uri(cam["source"]["uri"])
     return tomlkit.dumps(data)

@@ -24,6 +24,8 @@ class ErrorReason(StrEnum):
     """an unexpected fault inside inspectd (logged with its traceback)"""
     SHUTDOWN = "shutdown"
     """the daemon stopped before this part was finished"""
+    NO_FRAME = "no_frame"
+    """a trigger announced this part but the camera delivered no frame within the trigger window"""
 
 
 class InspectdError(Exception):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -57,10 +58,18 @@ class Verdict(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    verdict_id: str = Field(
+        default_factory=lambda: uuid.uuid4().hex,
+        description="unique id of this verdict (random, 32 hex digits); a verdict sent again after a broker "
+        "or daemon crash carries the same id, so a PLC drops repeats by this one key",
+    )
     camera: str
     part_id: str | None = None
     trigger_id: str | None = None
-    seq: int
+    seq: int = Field(
+        description="per-camera sequence number: increases with every frame and across daemon restarts "
+        "(persisted in the state directory); numbers may be skipped, never repeated"
+    )
     captured_at: datetime
     verdict: VerdictKind
     reason: ErrorReason | None = Field(None, description="why the verdict is 'error'; null otherwise")

@@ -8,6 +8,8 @@ from typing import Literal
 
 import structlog
 
+from inspectd.secrets import redact
+
 
 class _CurrentStderr:
     """Writes to whatever ``sys.stderr`` is at the time, so a swapped or closed stream never breaks logging."""
@@ -34,11 +36,31 @@ class _CurrentStderr:
         return sys.stderr.isatty()
 
 
+class _Redacting:
+    """Masks URI credentials and registered secrets in every line before it reaches the stream.
+
+    Every log line (structlog's, a dependency's, a traceback) passes here, so a secret that found its way into
+    an exception message or a library's text still never reaches the journal.
+    """
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        return self.stream.write(redact(text))
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+
 def configure_logging(
     level: str = "info", fmt: Literal["auto", "json", "console"] = "auto", stream=None
 ) -> None:
     """Route structlog (and stdlib logging of our dependencies) to one stream (default stderr) in one format."""
-    stream = stream or _CurrentStderr()
+    stream = _Redacting(stream or _CurrentStderr())
     use_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
     shared = [
         structlog.contextvars.merge_contextvars,

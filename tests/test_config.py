@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -72,7 +73,7 @@ def test_camera_names_must_be_topic_safe(tmp_path):
 
 
 def test_camera_lookup_lists_known_cameras(tmp_path):
-    s = load_settings(write(tmp_path, "[cameras.a]\n[cameras.b]\n"))
+    s = load_settings(write(tmp_path, "[cameras.a.source]\nuri = '0'\n[cameras.b.source]\nuri = '1'\n"))
     with pytest.raises(ConfigError, match="cameras: a, b"):
         s.camera("c")
 
@@ -87,8 +88,63 @@ def test_password_is_masked_in_effective_settings(tmp_path):
 def test_password_file_is_read(tmp_path):
     secret = tmp_path / "pw"
     secret.write_text("hunter2\n")
+    secret.chmod(0o600)
     s = load_settings(write(tmp_path, f"[mqtt]\npassword_file = '{secret}'\n"))
     assert s.mqtt.resolved_password() == "hunter2"
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("[cameras.cam]\nimage_threshold = 0.5\n", "cameras.cam.source.uri is empty"),
+        ("[cameras.cam.source]\nkind = 'zmq'\nuri = ''\n", "cameras.cam.source.uri is empty"),
+        ("[cameras.cam.source]\nkind = 'zmq'\nuri = 'localhost:5555'\n", "not a ZeroMQ endpoint"),
+        ("[mqtt]\npassword_file = '/nonexistent/pw'\n", "mqtt.password_file: /nonexistent/pw does not exist"),
+        ("[mqtt.tls]\nenabled = true\nca_file = '/nonexistent/ca.crt'\n", "mqtt.tls.ca_file"),
+    ],
+)
+def test_configs_that_cannot_work_are_refused_naming_the_key(tmp_path, text, key):
+    with pytest.raises(ConfigError, match=re.escape(key)):
+        load_settings(write(tmp_path, text)).check_runnable()
+
+
+def test_run_and_check_config_refuse_a_camera_without_source_with_exit_78(tmp_path):
+    path = write(tmp_path, "[cameras.cam]\nimage_threshold = 0.5\n")
+    for args in (("check-config", str(path)), ("run", "--config", str(path))):
+        proc = run_cli(*args)
+        assert proc.returncode == 78 and "cameras.cam.source.uri is empty" in proc.stderr, proc.stderr
+
+
+def test_secret_files_readable_by_everyone_are_refused(tmp_path):
+    secret = tmp_path / "pw"
+    secret.write_text("hunter2\n")
+    secret.chmod(0o644)
+    with pytest.raises(ConfigError, match="readable by every user") as info:
+        load_settings(write(tmp_path, f"[mqtt]\npassword_file = '{secret}'\n"))
+    assert "hunter2" not in str(info.value)
+    key = tmp_path / "client.key"
+    key.write_text("-----BEGIN PRIVATE KEY-----\n")
+    key.chmod(0o644)
+    with pytest.raises(ConfigError, match=r"mqtt\.tls\.key_file"):
+        load_settings(write(tmp_path, f"[mqtt.tls]\nenabled = true\nkey_file = '{key}'\n"))
+
+
+def test_errors_never_echo_secrets_or_whole_sections(tmp_path):
+    path = write(
+        tmp_path,
+        "[mqtt]\npassword = 987654321\n[cameras.'a b'.source]\nuri = 'rtsp://u:Pw-9x@h/s'\n",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    text = str(info.value)
+    assert "mqtt.password" in text and "987654321" not in text and "Pw-9x" not in text
+
+
+def test_camera_uri_credentials_are_masked_in_effective_settings(tmp_path):
+    s = load_settings(write(tmp_path, "[cameras.c.source]\nuri = 'rtsp://admin:Pw-9x@cam/s'\n"))
+    text = settings_to_toml(s)
+    assert "Pw-9x" not in text and "rtsp://admin:***@cam/s" in text
+    assert s.cameras["c"].source.uri == "rtsp://admin:Pw-9x@cam/s", "the source itself gets the real URI"
 
 
 def test_example_config_in_deploy_is_valid():
@@ -103,7 +159,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_check_config_prints_effective_settings(tmp_path):
-    path = write(tmp_path, "[cameras.line1]\nimage_threshold = 0.42\n")
+    path = write(tmp_path, "[cameras.line1]\nimage_threshold = 0.42\n[cameras.line1.source]\nuri = '0'\n")
     proc = run_cli("check-config", str(path))
     assert proc.returncode == 0, proc.stderr
     assert "valid (1 camera(s))" in proc.stdout

@@ -53,13 +53,13 @@ pixel_threshold = 1.0
 class Daemon:
     """`python -m inspectd.cli.main run` with its notify socket and stderr collected."""
 
-    def __init__(self, config: Path, tmp_path: Path) -> None:
+    def __init__(self, config: Path, tmp_path: Path, env: dict[str, str] | None = None) -> None:
         self.notify_path = str(tmp_path / "notify.sock")
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.notify.bind(self.notify_path)
         self.notify.settimeout(0.2)
         self.notes: list[str] = []
-        env = {**os.environ, "NOTIFY_SOCKET": self.notify_path, "WATCHDOG_USEC": "30000000"}
+        env = {**(env or os.environ), "NOTIFY_SOCKET": self.notify_path, "WATCHDOG_USEC": "30000000"}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "inspectd.cli.main", "run", "--config", str(config)],
             stdout=subprocess.DEVNULL,

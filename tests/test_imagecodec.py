@@ -5,6 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from inspectd.errors import ImageError
 from inspectd.imaging.codec import (
@@ -110,3 +112,88 @@ def test_read_image_errors_name_the_file(tmp_path) -> None:
     good = tmp_path / "good.png"
     good.write_bytes(_png(np.full((3, 3, 3), 7, np.uint8)))
     assert read_image(good, 100)[2, 2].tolist() == [7, 7, 7]
+
+
+def _big_tiff(width: int, height: int) -> bytes:
+    """A small TIFF file (deflate-compressed zeros) that decodes to ``width`` x ``height`` pixels."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (width, height)).save(buf, format="TIFF", compression="tiff_adobe_deflate")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["TIFF", "BMP", "WEBP", "PPM"])
+def test_every_format_is_refused_from_its_header_before_decoding(fmt) -> None:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (300, 200)).save(buf, format=fmt)
+    with pytest.raises(ImageTooLargeError, match="300x200"):
+        decode_image(buf.getvalue(), 100 * 100, "cam")
+    assert decode_image(buf.getvalue(), 300 * 200).shape == (200, 300, 3)
+
+
+def test_compressed_tiff_bomb_is_refused_without_allocating_it(tmp_path) -> None:
+    """In a fresh process, so the peak RSS it reports belongs to this refusal alone."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "bomb.tif"
+    path.write_bytes(_big_tiff(12000, 12000))  # 144 MP of zeros in well under 1 MB
+    assert path.stat().st_size < 1_000_000
+    script = (
+        "import resource, sys\n"
+        "from pathlib import Path\n"
+        "from inspectd.imaging.codec import decode_image\n"
+        "from inspectd.errors import ImageTooLargeError\n"
+        "data = Path(sys.argv[1]).read_bytes()\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "try:\n"
+        "    decode_image(data, 4_000_000, 'cam')\n"
+        "except ImageTooLargeError as exc:\n"
+        "    print('refused', exc)\n"
+        "print('grown_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
+    assert "refused" in out and "12000x12000" in out, out
+    grown_mb = int(out.split("grown_kb")[1]) / 1024
+    assert grown_mb < 16, f"peak RSS grew {grown_mb:.0f} MB while refusing the image"
+
+
+def test_header_beyond_pillows_own_bomb_limit_is_too_large() -> None:
+    with pytest.raises(ImageTooLargeError, match=r"pipeline\.max_image_pixels"):
+        decode_image(_big_tiff(16000, 16000), 4_000_000, "cam")
+
+
+def test_bytes_without_a_known_header_are_a_decode_error() -> None:
+    with pytest.raises(ImageError, match="no readable header"):
+        decode_image(b"GIF89a-no-really-not", 10_000)
+
+
+@given(st.binary(max_size=4096))
+@settings(max_examples=300, deadline=None)
+def test_arbitrary_bytes_decode_or_raise_a_clean_image_error(data: bytes) -> None:
+    try:
+        out = decode_image(data, 64 * 64)
+    except ImageError:
+        return
+    assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[0] * out.shape[1] <= 64 * 64
+
+
+@given(st.integers(1, 5000), st.integers(1, 5000), st.sampled_from(["PNG", "TIFF", "BMP", "JPEG"]))
+@settings(max_examples=25, deadline=None)
+def test_header_size_matches_what_was_written(width: int, height: int, fmt: str) -> None:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (width, height)).save(buf, format=fmt)
+    assert header_size(buf.getvalue()) == (width, height)

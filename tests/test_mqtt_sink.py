@@ -259,8 +259,11 @@ def test_throughput_on_local_broker(mosquitto: Broker, tmp_path, qos: int) -> No
     sub.close()
 
 
-def test_missing_tls_file_is_a_config_error_naming_the_key(tmp_path) -> None:
-    cfg = MqttConfig(spool_dir=tmp_path / "spool", tls={"enabled": True, "ca_file": tmp_path / "ca.pem"})
+def test_tls_file_removed_after_the_config_was_read_is_a_config_error_naming_the_key(tmp_path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not a certificate")
+    cfg = MqttConfig(spool_dir=tmp_path / "spool", tls={"enabled": True, "ca_file": ca})
+    ca.unlink()
     with pytest.raises(ConfigError, match=r"mqtt\.tls\.ca_file"):
         MqttSink(cfg, ["cam1"], lambda c, p: None)
 

@@ -114,6 +114,7 @@ def subscriber(port: int, ca: Path, got: list, topic: str) -> mqtt.Client:
 def test_verdicts_flow_over_tls_with_password_file(tls_broker, tmp_path):
     port, certs = tls_broker
     (tmp_path / "pw").write_text("s3cret-pw\n")
+    (tmp_path / "pw").chmod(0o600)
     settings = load_settings(
         None,
         mqtt={

@@ -88,3 +88,32 @@ def test_missing_folder_is_a_source_error(tmp_path) -> None:
     src = FolderSource("cam1", SourceConfig(kind="folder", uri=str(tmp_path / "nope")), 1000)
     with pytest.raises(SourceError, match="mkdir -p"):
         src.open()
+
+
+def test_idle_folder_with_many_old_files_costs_no_cpu(tmp_path) -> None:
+    for i in range(10_000):
+        (tmp_path / f"old{i:05d}.png").write_bytes(b"")
+    src = _source(tmp_path, folder_existing=False)
+    wall0, cpu0 = time.monotonic(), time.process_time()
+    while time.monotonic() - wall0 < 2.0:
+        assert src.read(0.25) is None
+    share = (time.process_time() - cpu0) / (time.monotonic() - wall0)
+    print(f"FAULT idle-folder {{'files': 10000, 'cpu_share_of_a_core': {share:.4f}}}")
+    assert share < 0.05, f"an idle folder used {share:.0%} of a core"
+    _write(tmp_path / "new.png", _png(4), age_s=0.5)
+    assert src.read(2.0).image[0, 0, 0] == 4
+    src.close()
+
+
+def test_bookkeeping_stays_bounded(tmp_path, monkeypatch) -> None:
+    import inspectd.sources.folder as folder
+
+    monkeypatch.setattr(folder, "MAX_REMEMBERED", 20)
+    src = _source(tmp_path)
+    for i in range(60):
+        _write(tmp_path / f"f{i:03d}.png", _png(i), age_s=0.5)
+    got = [src.read(2.0) for _ in range(60)]
+    assert all(f is not None for f in got) and len({f.origin for f in got}) == 60
+    assert len(src._remembered) <= 20 and not src._candidates
+    assert src.read(0.3) is None, "a file already delivered is not delivered again"
+    src.close()

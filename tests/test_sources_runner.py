@@ -14,7 +14,7 @@ from inspectd.bench.broker import free_port
 from inspectd.config import CameraConfig, SourceConfig
 from inspectd.errors import SourceError
 from inspectd.frame import Frame
-from inspectd.sources import PartIdLatch, make_source, parse_trigger, run_source
+from inspectd.sources import Trigger, TriggerQueue, make_source, parse_trigger, run_source
 from inspectd.sources.folder import FolderSource
 from inspectd.sources.opencv import OpenCvSource
 from inspectd.sources.zmq import ZmqSource
@@ -49,7 +49,7 @@ class Recorder:
             time.sleep(0.01)
 
 
-def _start(source, rec: Recorder, latch: PartIdLatch | None = None):
+def _start(source, rec: Recorder, latch: TriggerQueue | None = None):
     stop = threading.Event()
     thread = threading.Thread(
         target=run_source, args=(source, rec.submit, stop, rec.on_state, latch), daemon=True
@@ -106,10 +106,10 @@ def test_stalled_live_source_reconnects_and_recovers() -> None:
     ctx.term()
 
 
-def test_file_ends_with_state_ended_and_latch_applies_once(tmp_path) -> None:
+def test_file_ends_with_state_ended_and_trigger_applies_once(tmp_path) -> None:
     video = write_video(tmp_path / "v.avi", 4)
-    latch = PartIdLatch()
-    latch.set(*parse_trigger('{"part_id": "A-1", "trigger_id": "t7"}'))
+    latch = TriggerQueue(window_s=10.0)
+    latch.push(Trigger(*parse_trigger('{"part_id": "A-1", "trigger_id": "t7"}')))
     rec = Recorder()
     _stop, thread = _start(OpenCvSource("cam1", SourceConfig(uri=str(video)), 10_000), rec, latch)
     thread.join(5)
@@ -142,18 +142,6 @@ def test_fps_limit_throttles_a_file(tmp_path) -> None:
     _stop, thread = _start(OpenCvSource("cam1", SourceConfig(uri=str(video), fps_limit=20), 10_000), rec)
     thread.join(5)
     assert len(rec.frames) == 6 and time.monotonic() - t0 >= 0.25
-
-
-def test_parse_trigger_and_latch() -> None:
-    assert parse_trigger("A-1042\n") == ("A-1042", None)
-    assert parse_trigger('{"part_id": 17}') == ("17", None)
-    assert parse_trigger("") == (None, None)
-    latch = PartIdLatch()
-    latch.set("X", "t")
-    assert latch.take() == ("X", "t") and latch.take() == (None, None)
-    frame = Frame(camera="c", seq=1, image=None, part_id="from-header")
-    latch.set("Y")
-    assert latch.apply(frame).part_id == "from-header" and latch.take() == ("Y", None)
 
 
 def test_make_source_by_kind(tmp_path) -> None:

@@ -11,6 +11,8 @@ import imagezmq
 import numpy as np
 import pytest
 import zmq
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from inspectd.bench.broker import free_port
 from inspectd.config import SourceConfig
@@ -185,3 +187,72 @@ def test_bind_conflict_is_a_source_error() -> None:
     with pytest.raises(SourceError, match="cannot bind"):
         ZmqSource("cam2", cfg, 100).open()
     first.close()
+
+
+_FIELDS = ["part_id", "trigger_id", "timestamp", "encoding", "dtype", "shape", "channel_order", "msg"]
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=40)
+    | st.sampled_from(["raw", "png", "jpeg", "uint8", "float64", "rgb", "bgr", "2026-11-30T08:00:00Z"]),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(
+    header=st.dictionaries(st.sampled_from(_FIELDS) | st.text(max_size=8), _json_values, max_size=8),
+    payload=st.binary(max_size=256),
+    topic=st.booleans(),
+)
+@settings(max_examples=400, deadline=None)
+def test_any_header_gives_a_frame_an_error_frame_or_a_count_never_an_exception(header, payload, topic):
+    src = ZmqSource("cam1", SourceConfig(kind="zmq", uri="tcp://127.0.0.1:1"), 64 * 64)
+    head = json.dumps(header, allow_nan=True).encode()
+    parts = [b"t", head, payload] if topic else [head, payload]
+    frame = src._frame(parts)
+    if frame is None:
+        assert src.stats["malformed"] == 1
+    elif frame.image is None:
+        assert frame.part_id and frame.error_reason in ("decode_error", "image_too_large")
+    else:
+        assert frame.image.dtype == np.uint8 and frame.image.shape[0] * frame.image.shape[1] <= 64 * 64
+
+
+@given(parts=st.lists(st.binary(max_size=300), max_size=4))
+@settings(max_examples=200, deadline=None)
+def test_any_bytes_never_raise(parts):
+    src = ZmqSource("cam1", SourceConfig(kind="zmq", uri="tcp://127.0.0.1:1"), 64 * 64)
+    src._frame(parts)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"part_id": "N-1", "timestamp": 1e300, "encoding": "png"},
+        {"part_id": "N-2", "timestamp": float("nan"), "encoding": "png"},
+        {"part_id": "N-3", "encoding": "raw", "dtype": ["uint8"], "shape": [1, 1]},
+        {"part_id": "N-4", "encoding": "raw", "dtype": "uint8", "shape": [10**12, 1]},
+        {"part_id": "N-5", "encoding": "raw", "dtype": "uint8", "shape": [1, 1, 1, 1]},
+    ],
+)
+def test_bad_fields_answer_their_part_with_decode_error(pull_pair, header) -> None:
+    src, push = pull_pair
+    push.send_multipart([json.dumps(header, allow_nan=True).encode(), b"\x00"])
+    frame = src.read(2.0)
+    assert frame is not None and frame.part_id == header["part_id"] and frame.image is None
+    assert frame.error_reason == "decode_error"
+
+
+def test_deeply_nested_header_is_malformed_and_the_source_stays_open(pull_pair) -> None:
+    src, push = pull_pair
+    push.send_multipart([b"[" * 200_000 + b"]" * 200_000, b"x"])
+    push.send_multipart([b'{"part_id": "D-1", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}", b"x"])
+    _send(push, {"part_id": "OK", "encoding": "raw", "dtype": "uint8", "shape": [6, 8, 3]}, _img().tobytes())
+    frame = src.read(2.0)
+    assert frame is not None and frame.part_id == "OK" and frame.image is not None
+    assert src.stats["malformed"] == 2  # neither names a part it can be trusted for: counted, not answered

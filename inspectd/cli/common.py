@@ -32,7 +32,11 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     if getattr(args, "models_dir", None):
         overrides["models"] = {"dir": str(args.models_dir)}
     path = Path(args.config) if getattr(args, "config", None) else None
-    return load_settings(path, **overrides)
+    settings = load_settings(path, **overrides)
+    from inspectd.secrets import register
+
+    register(*settings.secret_values())  # from here on, no log line or message carries them
+    return settings
 
 
 def configure_logging(settings: Settings, verbose: bool = False) -> None:

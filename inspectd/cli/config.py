@@ -33,6 +33,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     from inspectd.config import settings_to_toml
 
     settings = settings_from_args(args)
+    if settings.cameras:  # a config for offline commands may have none; one the daemon runs must have sources
+        settings.check_runnable()
     print(f"# {args.config}: valid ({len(settings.cameras)} camera(s))")
     print(settings_to_toml(settings), end="")
     return EX_OK

@@ -35,5 +35,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.config:
         args.config = str(DEFAULT_CONFIG_PATH)
     settings = settings_from_args(args)
+    settings.check_runnable()
     configure_logging(settings, args.verbose)
     return run_daemon(settings, config_path=Path(args.config), until_sources_end=args.until_end)

@@ -6,12 +6,13 @@ therefore looks dark, which is what its data says); float images are taken as [0
 
 from __future__ import annotations
 
-import struct
+import io
 from pathlib import Path
 from typing import Literal
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from inspectd.errors import ImageError, ImageTooLargeError
 
@@ -55,41 +56,23 @@ def to_rgb8(arr: np.ndarray, source: str = "", *, bgr: bool = False) -> np.ndarr
     return np.ascontiguousarray(out)
 
 
-def _png_size(data: bytes) -> tuple[int, int] | None:
-    if len(data) >= 24 and data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
-        w, h = struct.unpack(">II", data[16:24])
-        return w, h
-    return None
+def header_size(data: bytes, source: str = "") -> tuple[int, int]:
+    """(width, height) from the image's header, read by Pillow without decoding the pixels.
 
-
-_SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
-
-
-def _jpeg_size(data: bytes) -> tuple[int, int] | None:
-    if not data.startswith(b"\xff\xd8"):
-        return None
-    i, n = 2, len(data)
-    while i + 4 <= n:
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:
-            i += 1
-            continue
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-            i += 2
-            continue
-        (length,) = struct.unpack(">H", data[i + 2 : i + 4])
-        if marker in _SOF_MARKERS and i + 9 <= n:
-            h, w = struct.unpack(">HH", data[i + 5 : i + 9])
-            return w, h
-        i += 2 + length
-    return None
-
-
-def header_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) read from a PNG or JPEG header without decoding; None for other formats."""
-    return _png_size(data) or _jpeg_size(data)
+    Raises ImageTooLargeError for sizes Pillow itself refuses, ImageError when no known format's header is
+    there: such bytes are never handed to a decoder whose memory use nobody bounded.
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            width, height = im.size
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError(f"{_where(source)}{exc}; over {LIMIT_KEY}") from None
+    except Exception as exc:  # Pillow raises many types for bad headers (OSError, SyntaxError, ValueError...)
+        raise ImageError(
+            f"{_where(source)}cannot decode {len(data)} bytes as an image: no readable header of a known "
+            f"format ({type(exc).__name__})"
+        ) from None
+    return int(width), int(height)
 
 
 def check_pixels(width: int, height: int, max_pixels: int | None, source: str = "") -> None:
@@ -105,18 +88,16 @@ def decode_image(data: bytes, max_pixels: int | None, source: str = "") -> np.nd
     """Decode encoded image bytes (PNG, JPEG, BMP, TIFF...) to RGB uint8, refusing images over ``max_pixels``."""
     if not data:
         raise ImageError(f"{_where(source)}no image data (0 bytes)")
-    size = header_size(data)
-    if size is not None:
-        check_pixels(size[0], size[1], max_pixels, source)
     if data.startswith(b"\xff\xd8") and b"\xff\xd9" not in data[-64:]:
         raise ImageError(f"{_where(source)}JPEG data is truncated (no end-of-image marker); resend the image")
+    width, height = header_size(data, source)
+    check_pixels(width, height, max_pixels, source)
     arr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if arr is None:
         raise ImageError(
             f"{_where(source)}cannot decode {len(data)} bytes as an image (corrupt or unknown format)"
         )
-    if size is None:
-        check_pixels(arr.shape[1], arr.shape[0], max_pixels, source)
+    check_pixels(arr.shape[1], arr.shape[0], max_pixels, source)
     return to_rgb8(arr, source, bgr=True)
 
 

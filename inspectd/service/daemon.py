@@ -12,20 +12,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inspectd.config import Settings, load_settings
-from inspectd.errors import ConfigError
+from inspectd.config import Settings, default_state_dir, load_settings
+from inspectd.errors import ConfigError, ErrorReason
 from inspectd.frame import Frame
 from inspectd.imaging.codec import encode_image
 from inspectd.imaging.heatmap import overlay
 from inspectd.logs import get_logger
 from inspectd.models.store import ModelStore
 from inspectd.pipeline.inspector import InspectionResult, Inspector
+from inspectd.secrets import register as register_secrets
 from inspectd.service.metrics import Metrics
 from inspectd.service.scheduler import Scheduler
 from inspectd.service.systemd import Notifier
 from inspectd.sinks.mqtt import MqttSink
-from inspectd.sources.base import FrameSource, PartIdLatch, parse_trigger
-from inspectd.sources.runner import make_source, run_source
+from inspectd.sources.base import FrameSource
+from inspectd.sources.runner import make_source, no_frame, run_source
+from inspectd.sources.sequence import SequenceFile
+from inspectd.sources.triggers import Trigger, TriggerQueue, trigger_from_payload, unanswered
 
 log = get_logger("daemon")
 
@@ -102,6 +105,7 @@ class Daemon:
         store: ModelStore | None = None,
     ) -> None:
         self.settings = settings
+        register_secrets(*settings.secret_values())
         self.config_path = config_path
         self.notifier = notifier or Notifier()
         self.store = store or ModelStore(settings.models, settings.pipeline)
@@ -109,7 +113,9 @@ class Daemon:
         self.stop_event = threading.Event()
         self.reload_event = threading.Event()
         self.inspector = Inspector(settings, self.store)
-        self.latches = {name: PartIdLatch() for name in settings.cameras}
+        self.triggers = {
+            name: TriggerQueue(cam.source.trigger_window_s) for name, cam in settings.cameras.items()
+        }
         self.states = {name: CameraState(name) for name in settings.cameras}
         self.sources: dict[str, FrameSource] = {}
         self.threads: list[threading.Thread] = []
@@ -119,10 +125,14 @@ class Daemon:
         )
         self.last_progress = time.monotonic()
         self.verdicts = 0
+        self.frames_taken = 0
         self.metrics_port: int | None = None
         self._was_healthy = True
         self._counted: dict[str, dict[str, int]] = {}
         self._lock = threading.Lock()
+        self._closing = False
+        self._drain_deadline = 0.0
+        self._triggers_cut = 0
 
     # ---- start-up ------------------------------------------------------------------------------------------
 
@@ -143,18 +153,17 @@ class Daemon:
 
     def start(self) -> None:
         """Connect MQTT, start the scheduler and one thread per camera."""
-        if not self.settings.cameras:
-            raise ConfigError(
-                "no cameras configured: add a [cameras.NAME] section with a [cameras.NAME.source]"
-            )
+        self.settings.check_runnable()
         self.metrics_port = self.metrics.serve(self.settings.metrics)
+        for name, cam in self.settings.cameras.items():
+            source = make_source(name, cam, self.settings.pipeline.max_image_pixels)
+            source.use_sequence(SequenceFile(default_state_dir() / "seq" / name))
+            self.sources[name] = source
+        self.scheduler.start()
         if self.settings.mqtt.enabled:
             self.sink = MqttSink(self.settings.mqtt, list(self.settings.cameras), self._on_trigger)
             self.sink.start()
-        self.scheduler.start()
-        for name, cam in self.settings.cameras.items():
-            source = make_source(name, cam, self.settings.pipeline.max_image_pixels)
-            self.sources[name] = source
+        for name, source in self.sources.items():
             t = threading.Thread(
                 target=run_source,
                 args=(
@@ -162,7 +171,8 @@ class Daemon:
                     self._submitter(source),
                     self.stop_event,
                     self._state_callback(name),
-                    self.latches[name],
+                    self.triggers[name],
+                    self._drain_until,
                 ),
                 name=f"source-{name}",
                 daemon=True,
@@ -175,6 +185,8 @@ class Daemon:
 
     def _submitter(self, source: FrameSource):
         def submit(frame: Frame) -> None:
+            with self._lock:
+                self.frames_taken += 1
             self.metrics.frames_in.labels(frame.camera).inc()
             self.scheduler.submit(frame, live=source.live)
             self.metrics.queue_depth.set(self.scheduler.pending())
@@ -212,18 +224,52 @@ class Daemon:
         )
 
     def _on_trigger(self, camera: str, payload: str) -> None:
-        latch = self.latches.get(camera)
-        part_id, trigger_id = parse_trigger(payload)
-        if latch is None or part_id is None:
+        queue = self.triggers.get(camera)
+        trigger = trigger_from_payload(payload)
+        if queue is None or trigger is None:
             log.warning(
                 "trigger_ignored",
                 camera=camera,
                 payload=payload[:200],
-                reason="unknown camera" if latch is None else "empty part id",
+                reason="unknown camera" if queue is None else "empty part id",
             )
             return
-        latch.set(part_id, trigger_id)
-        log.info("trigger", camera=camera, part_id=part_id, trigger_id=trigger_id)
+        log.info(
+            "trigger",
+            camera=camera,
+            part_id=trigger.part_id,
+            trigger_id=trigger.trigger_id,
+            waiting=len(queue) + 1,
+        )
+        if self._closing:
+            self._answer_trigger(camera, trigger, ErrorReason.SHUTDOWN, "the daemon was shutting down")
+            return
+        evicted = queue.push(trigger)
+        if evicted is not None:
+            self._answer_trigger(
+                camera,
+                evicted,
+                ErrorReason.OVERLOADED,
+                f"{queue.limit} triggers were waiting for frames of camera {camera}; the oldest was dropped",
+            )
+
+    def _drain_until(self) -> float:
+        """Until when a stopping source reads what it already received (half the drain time)."""
+        if not self._drain_deadline:
+            self._drain_deadline = time.monotonic() + self.settings.scheduler.drain_timeout_s / 2
+        return self._drain_deadline
+
+    def _answer_trigger(self, camera: str, trigger: Trigger, reason: ErrorReason, detail: str) -> None:
+        """Answer a trigger that will get no frame, in its camera's order."""
+        frame = unanswered(camera, self.sources[camera].next_seq(), trigger, reason, detail)
+        self.scheduler.submit(frame, live=False)
+
+    def expire_triggers(self) -> None:
+        """Answer every trigger that waited longer than its window with ``error``/``no_frame``."""
+        for name, queue in self.triggers.items():
+            for trigger in queue.expire():
+                log.warning("trigger_expired", camera=name, part_id=trigger.part_id, window_s=queue.window_s)
+                self.scheduler.submit(no_frame(self.sources[name], trigger, queue.window_s), live=False)
 
     def _state_callback(self, name: str):
         def on_state(state: dict[str, Any]) -> None:
@@ -247,9 +293,13 @@ class Daemon:
     # ---- supervision ---------------------------------------------------------------------------------------
 
     def healthy(self, now: float) -> bool:
-        """Progress for the watchdog: frames advance, or nothing waits (sources idle by design)."""
+        """Progress for the watchdog: frames advance, a device step is running within its limit, or nothing waits."""
         stall = (self.notifier.watchdog_s or 120.0) / 2
-        return self.scheduler.pending() == 0 or now - self.last_progress < stall
+        return (
+            self.scheduler.pending() == 0
+            or now - self.last_progress < stall
+            or self.scheduler.progressing(now, stall)
+        )
 
     def status_line(self) -> str:
         """The one-line STATUS= summary."""
@@ -332,6 +382,7 @@ class Daemon:
                         since_s=round(now - self.last_progress, 1),
                         detail="frames wait but no verdict came out; the systemd watchdog will restart inspectd",
                     )
+            self.expire_triggers()
             self.notifier.status(self.status_line())
             self._update_counters()
             if self.sink is not None:
@@ -340,17 +391,43 @@ class Daemon:
             self.stop_event.wait(tick)
 
     def shutdown(self) -> bool:
-        """Stop sources, drain in-flight frames and publish their verdicts, publish offline, close."""
+        """Answer everything taken in, then close: True (``drained``) when every part got its own result.
+
+        Order: triggers stop being queued, sources stop reading and hand over what they already received
+        (a ZeroMQ socket's queue), waiting triggers are answered, the scheduler finishes frames until
+        ``scheduler.drain_timeout_s`` (the rest get ``error``/``shutdown``), verdicts are flushed, MQTT closes.
+        """
+        started = time.monotonic()
+        deadline = started + self.settings.scheduler.drain_timeout_s
+        self._closing = True
+        self._drain_until()
+        self.scheduler.begin_drain()
         self.stop_event.set()
         self.notifier.stopping()
         log.info("shutting_down", pending=self.scheduler.pending())
-        drained = self.scheduler.stop(self.settings.scheduler.drain_timeout_s)
         for t in self.threads:
-            t.join(timeout=5.0)
+            t.join(timeout=max(0.1, deadline - time.monotonic()))
+        sources_stopped = not any(t.is_alive() for t in self.threads)
+        for name, queue in self.triggers.items():
+            for trigger in queue.take_all():
+                self._triggers_cut += 1
+                self._answer_trigger(
+                    name, trigger, ErrorReason.SHUTDOWN, "the daemon stopped before a frame came"
+                )
+        finished = self.scheduler.stop(max(0.0, deadline - time.monotonic()))
+        drained = finished and sources_stopped and self._triggers_cut == 0
         if self.sink is not None:
             self.sink.stop(timeout=5.0)
         self.metrics.close()
-        log.info("stopped", drained=drained, verdicts=self.verdicts)
+        log.info(
+            "stopped",
+            drained=drained,
+            verdicts=self.verdicts,
+            frames_taken=self.frames_taken,
+            answered_shutdown=self.scheduler.stats.shutdown,
+            sources_stopped=sources_stopped,
+            drain_s=round(time.monotonic() - started, 2),
+        )
         self.notifier.close()
         return drained
 

@@ -27,7 +27,10 @@ log = get_logger("scheduler")
 Deliver = Callable[[InspectionResult], None]
 
 
-@dataclass
+BATCH_SIZES_KEPT = 4096
+
+
+@dataclass(eq=False)
 class _Ticket:
     """A frame's place in its camera's verdict order, and where it is in the pipeline."""
 
@@ -50,7 +53,8 @@ class SchedulerStats:
     batches: int = 0
     batch_tiles: int = 0
     batch_full: int = 0
-    batch_sizes: list[int] = field(default_factory=list)
+    batch_sizes: deque[int] = field(default_factory=lambda: deque(maxlen=BATCH_SIZES_KEPT))
+    shutdown: int = 0
     dropped_by_camera: Counter[str] = field(default_factory=Counter)
 
 
@@ -86,6 +90,10 @@ class Scheduler:
         self._tiles: deque[_Ticket] = deque()
         self._tiling = 0
         self._inflight = 0
+        self._active: set[_Ticket] = set()
+        self.last_progress = time.monotonic()
+        self._step_started: float | None = None
+        self._draining = False
         self._max_inflight = max(2, 2 * cfg.queue_frames)
         self._round_robin: deque[str] = deque()
         self._running = False
@@ -106,15 +114,25 @@ class Scheduler:
         """Queue a frame. Live cameras drop their oldest waiting frame when full; others wait for room.
 
         A dropped frame that carries a part id is answered with ``error``/``overloaded``, never silently lost.
+        A frame without an image (the source could not read it, or a trigger got no frame) is answered at once,
+        in its camera's order, without taking a queue slot. While draining (shutdown) nothing waits for room:
+        a frame that finds its camera's queue full is answered with ``shutdown`` at once.
         Returns False when a non-live frame could not be queued within ``timeout`` (it is answered likewise).
         """
+        if frame.image is None or frame.error is not None:
+            with self._cv:
+                ticket = _Ticket(frame.camera, next(self._queue(frame.camera).orders), frame)
+                self.stats.submitted += 1
+            self._complete(ticket, self.inspector.start(frame).done)
+            return True
         victim: _Ticket | None = None
         with self._cv:
-            if not self._accepting:
-                victim = _Ticket(frame.camera, next(self._queue(frame.camera).orders), frame)
+            q = self._queue(frame.camera)
+            if not self._accepting or (self._draining and len(q.waiting) >= q.limit):
+                # shutting down: only what fits the queue still gets a chance; the rest is answered now
+                victim = _Ticket(frame.camera, next(q.orders), frame)
                 victim_reason = ErrorReason.SHUTDOWN
             else:
-                q = self._queue(frame.camera)
                 self.stats.submitted += 1
                 if len(q.waiting) >= q.limit:
                     if live:
@@ -122,16 +140,15 @@ class Scheduler:
                         victim_reason = ErrorReason.OVERLOADED
                     else:
                         deadline = None if timeout is None else time.monotonic() + timeout
-                        while len(q.waiting) >= q.limit and self._accepting:
+                        while len(q.waiting) >= q.limit and self._accepting and not self._draining:
                             left = None if deadline is None else deadline - time.monotonic()
                             if left is not None and left <= 0:
                                 break
                             self._cv.wait(left)
                         if len(q.waiting) >= q.limit or not self._accepting:
                             victim = _Ticket(frame.camera, next(q.orders), frame)
-                            victim_reason = (
-                                ErrorReason.OVERLOADED if self._accepting else ErrorReason.SHUTDOWN
-                            )
+                            closing = self._draining or not self._accepting
+                            victim_reason = ErrorReason.SHUTDOWN if closing else ErrorReason.OVERLOADED
                 if victim is None or victim.frame is not frame:
                     q.waiting.append(_Ticket(frame.camera, next(q.orders), frame))
                 self._cv.notify_all()
@@ -147,7 +164,10 @@ class Scheduler:
             log.debug("frame_dropped", camera=ticket.camera, seq=ticket.frame.seq, reason=reason)
             self._complete(ticket, None)
             return
-        self.stats.overloaded += 1
+        if reason == ErrorReason.SHUTDOWN:
+            self.stats.shutdown += 1
+        else:
+            self.stats.overloaded += 1
         log.warning(
             "frame_not_inspected",
             camera=ticket.camera,
@@ -171,31 +191,51 @@ class Scheduler:
         self._accepting = True
         self._device.start()
 
+    def progressing(self, now: float, stall_s: float) -> bool:
+        """Whether work advances: a step finished within ``stall_s``, or one is running and not yet longer
+        than ``scheduler.max_step_s`` (a slow but healthy frame keeps the watchdog fed)."""
+        started = self._step_started
+        if started is not None and now - started < self.cfg.max_step_s:
+            return True
+        return now - self.last_progress < stall_s
+
     def pending(self) -> int:
         """Frames submitted and not yet answered."""
         with self._cv:
             return sum(len(q.waiting) for q in self._cameras.values()) + self._inflight
 
+    def begin_drain(self) -> None:
+        """Shutdown has begun: sources hand over what they already received; none of it waits for room."""
+        with self._cv:
+            self._draining = True
+            self._cv.notify_all()
+
     def stop(self, drain_timeout: float) -> bool:
-        """Stop accepting, finish in-flight frames within the timeout, answer the rest with ``shutdown``."""
+        """Stop accepting, finish frames within the timeout, answer the rest (in flight too) with ``shutdown``.
+
+        True when every frame taken in got its own result (none had to be answered with ``shutdown``).
+        """
         with self._cv:
             self._accepting = False
+            self._draining = True
             self._cv.notify_all()
         deadline = time.monotonic() + drain_timeout
         while self.pending() and time.monotonic() < deadline:
             time.sleep(0.02)
-        drained = self.pending() == 0
         with self._cv:
             self._running = False
             leftovers = [t for q in self._cameras.values() for t in q.waiting]
+            leftovers += sorted(self._active, key=lambda t: t.order)
+            self._active.clear()
+            self._inflight = 0
             for q in self._cameras.values():
                 q.waiting.clear()
             self._cv.notify_all()
-        self._device.join(timeout=5.0)
         for t in leftovers:
             self._shed(t, ErrorReason.SHUTDOWN)
-        self._pool.shutdown(wait=True)
-        return drained
+        self._device.join(timeout=1.0 if leftovers else 5.0)
+        self._pool.shutdown(wait=not leftovers, cancel_futures=bool(leftovers))
+        return self.stats.shutdown == 0
 
     # ---- device worker --------------------------------------------------------------------------------------
 
@@ -238,6 +278,7 @@ class Scheduler:
                     ticket = self._next_waiting() if self._inflight < self._max_inflight else None
                     if ticket is not None:
                         self._inflight += 1
+                        self._active.add(ticket)
                         self._cv.notify_all()
                         break
                     wait = None
@@ -246,10 +287,21 @@ class Scheduler:
                             0.0, self.cfg.max_wait_ms / 1000.0 - (now - self._tiles[0].queued_tiles_at)
                         )
                     self._cv.wait(0.05 if wait is None else max(wait, 0.001))
-            if batch:
-                self._run_batch(batch)
-            else:
-                self._run_start(ticket)
+            self._step_started = time.monotonic()
+            try:
+                if batch:
+                    self._run_batch(batch)
+                else:
+                    self._run_start(ticket)
+            finally:
+                self._step_started = None
+                self.last_progress = time.monotonic()
+
+    def _spawn(self, fn: Callable[..., None], *args: object) -> None:
+        try:
+            self._pool.submit(fn, *args)
+        except RuntimeError:  # the pool is shut down: this frame was already answered with ``shutdown``
+            log.debug("late_work_discarded", fn=fn.__name__)
 
     def _run_start(self, ticket: _Ticket) -> None:
         """Device part of a new frame: IS-Net, SAM on a cache miss, reference scoring; then tiling on the CPU."""
@@ -266,11 +318,11 @@ class Scheduler:
             ticket.plan = plan
             insp.fail(plan, ErrorReason.INTERNAL, f"{type(exc).__name__}: {exc}")
         if not insp.needs_tiles(plan):
-            self._pool.submit(self._finish, ticket, None)
+            self._spawn(self._finish, ticket, None)
         else:
             with self._cv:
                 self._tiling += 1
-            self._pool.submit(self._tile, ticket)
+            self._spawn(self._tile, ticket)
 
     def _tile(self, ticket: _Ticket) -> None:
         try:
@@ -304,7 +356,7 @@ class Scheduler:
                 self.inspector.fail(t.plan, ErrorReason.INTERNAL, f"{type(exc).__name__}: {exc}")
             outputs = [None] * len(batch)
         for t, out in zip(batch, outputs, strict=True):
-            self._pool.submit(self._finish, t, out)
+            self._spawn(self._finish, t, out)
 
     # ---- cpu: fusion, verdict, delivery in order -----------------------------------------------------------
 
@@ -315,8 +367,11 @@ class Scheduler:
             log.exception("fusion_failed", camera=ticket.camera, seq=ticket.frame.seq)
             result = self.inspector.fail(ticket.plan, ErrorReason.INTERNAL, f"{type(exc).__name__}: {exc}")
         with self._cv:
-            self._inflight -= 1
+            if ticket in self._active:
+                self._active.discard(ticket)
+                self._inflight -= 1
             self.stats.inspected += 1
+            self.last_progress = time.monotonic()
             self._cv.notify_all()
         self._complete(ticket, result)
 
@@ -324,6 +379,8 @@ class Scheduler:
         """Deliver results of a camera strictly in submission order; a dropped frame just frees its slot."""
         q = self._cameras[ticket.camera]
         with q.out_lock:
+            if ticket.order < q.next_out or ticket.order in q.finished:
+                return  # answered already (with ``shutdown`` when the drain time ran out)
             q.finished[ticket.order] = result
             while q.next_out in q.finished:
                 ready = q.finished.pop(q.next_out)

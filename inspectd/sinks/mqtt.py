@@ -1,5 +1,9 @@
 """The MQTT sink: verdicts (spooled, in order, at least once), heatmaps, camera state, status and triggers.
 
+The session is persistent (clean session off, stable client id) and triggers are subscribed with QoS 1, so a
+trigger the PLC publishes while the connection is briefly down is queued by the broker and still delivered.
+Retained trigger messages are ignored (a retained part id is from the past); the first per camera is logged.
+
 Every verdict is appended to the on-disk :class:`Spool` first; a sender thread publishes spooled verdicts in
 order with a bounded in-flight window and removes each only when the broker acknowledged it (QoS 0: once
 written). While the broker is away verdicts wait in the spool; paho re-sends the in-flight ones on reconnect,
@@ -28,6 +32,7 @@ from inspectd.config import MqttConfig
 from inspectd.errors import ConfigError
 from inspectd.frame import Verdict
 from inspectd.logs import get_logger
+from inspectd.secrets import redact
 from inspectd.sinks.spool import Spool
 
 WINDOW = 64
@@ -59,6 +64,7 @@ class MqttSink:
         self._early_acks: set[int] = set()
         self._last_sent = 0
         self._states: dict[str, bytes] = {}
+        self._retained_logged: set[str] = set()
         self._stop = threading.Event()
         self._sender: threading.Thread | None = None
         self._counts = {
@@ -73,7 +79,7 @@ class MqttSink:
     def _make_client(self) -> mqtt.Client:
         cfg = self.cfg
         client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=cfg.client_id or default_client_id(), clean_session=True
+            CallbackAPIVersion.VERSION2, client_id=cfg.client_id or default_client_id(), clean_session=False
         )
         client.max_inflight_messages_set(WINDOW * 2)
         client.max_queued_messages_set(0)
@@ -158,7 +164,7 @@ class MqttSink:
 
     def publish_state(self, camera: str, state: dict[str, Any]) -> None:
         """Publish a camera's state retained; the latest one is re-published after every reconnect."""
-        payload = json.dumps(state, default=str).encode("utf-8")
+        payload = redact(json.dumps(state, default=str)).encode("utf-8")
         self._states[camera] = payload
         if self._connected:
             self._publish(f"{self.prefix}/{camera}/state", payload, 1, True)
@@ -306,6 +312,15 @@ class MqttSink:
         camera = topic[len(head) : -len(tail)]
         if camera not in self.cameras:
             self.log.warning("trigger_for_unknown_camera", topic=topic)
+            return
+        if msg.retain:
+            if camera not in self._retained_logged:
+                self._retained_logged.add(camera)
+                self.log.warning(
+                    "retained_trigger_ignored", camera=camera, topic=topic,
+                    hint="a retained trigger names a part from the past; publish triggers with retain=false "
+                    f"and clear it: mosquitto_pub -r -n -t {topic}",
+                )  # fmt: skip
             return
         try:
             self.on_trigger(camera, msg.payload.decode("utf-8", errors="replace"))

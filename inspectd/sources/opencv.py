@@ -66,20 +66,23 @@ class OpenCvSource(FrameSource):
         key = f"cameras.{self.camera}.source.uri"
         if self.kind == "device":
             return (
-                f"check the camera is plugged in and that /dev/video{self.cfg.uri.strip()} exists "
+                f"check the camera is plugged in and that /dev/video{self.shown_uri.strip()} exists "
                 f"(`v4l2-ctl --list-devices`), or fix {key}"
             )
         if self.kind == "url":
-            return f"check the camera's address, credentials and network (`ffprobe '{self.cfg.uri}'`), or fix {key}"
+            return f"check the camera's address, credentials and network (`ffprobe '{self.shown_uri}'`), or fix {key}"
         if self.kind == "gstreamer":
-            return f"check the pipeline (`gst-launch-1.0 {self.cfg.uri}`) and OpenCV's GStreamer support, or fix {key}"
+            return (
+                f"check the pipeline (`gst-launch-1.0 {self.shown_uri}`) and OpenCV's GStreamer support, "
+                f"or fix {key}"
+            )
         return f"check the file exists and is a video OpenCV can read, or fix {key}"
 
     def open(self) -> None:
         """Start the grabber thread and wait (at most ``open_timeout_s``) until the capture is open."""
         if self.kind == "file" and not Path(self.cfg.uri).is_file():
             raise SourceError(
-                f"camera {self.camera}: video file {self.cfg.uri} does not exist ({self._hint()})"
+                f"camera {self.camera}: video file {self.shown_uri} does not exist ({self._hint()})"
             )
         self.close()
         self._stop = threading.Event()
@@ -207,7 +210,7 @@ class OpenCvSource(FrameSource):
     def _raise_done(self) -> None:
         if self._fault is not None:
             raise SourceError(f"camera {self.camera}: {self.describe()}: {self._fault}")
-        raise EndOfStream(f"camera {self.camera}: end of {self.cfg.uri}")
+        raise EndOfStream(f"camera {self.camera}: end of {self.shown_uri}")
 
     def read(self, timeout: float) -> Frame | None:
         """Live: the newest frame not yet returned. File: the next frame in order (EndOfStream at the end)."""

@@ -9,10 +9,11 @@ from collections.abc import Callable
 from typing import Any
 
 from inspectd.config import CameraConfig
-from inspectd.errors import SourceError
+from inspectd.errors import ErrorReason, SourceError
 from inspectd.frame import Frame, utcnow
 from inspectd.logs import get_logger
-from inspectd.sources.base import EndOfStream, FrameSource, PartIdLatch
+from inspectd.sources.base import EndOfStream, FrameSource
+from inspectd.sources.triggers import Trigger, TriggerQueue, unanswered
 
 INITIAL_BACKOFF_S = 0.5
 READ_SLICE_S = 0.25
@@ -80,14 +81,42 @@ class _StateReporter:
             self.log.exception("on_state_failed", state=state)
 
 
+def no_frame(source: FrameSource, trigger: Trigger, window_s: float) -> Frame:
+    """The error Frame that answers a trigger no frame of ``source`` claimed within the window."""
+    return unanswered(
+        source.camera,
+        source.next_seq(),
+        trigger,
+        ErrorReason.NO_FRAME,
+        f"no frame from camera {source.camera} was captured within {window_s:g} s of this trigger "
+        f"(cameras.{source.camera}.source.trigger_window_s); check the camera and the trigger timing",
+    )
+
+
 def run_source(
     source: FrameSource,
     submit: Callable[[Frame], None],
     stop: threading.Event,
     on_state: Callable[[dict[str, Any]], None],
-    latch: PartIdLatch | None = None,
+    triggers: TriggerQueue | None = None,
+    drain_until: Callable[[], float] | None = None,
 ) -> None:
-    """Run one camera until ``stop`` is set or a finite source ends; never raises for camera faults."""
+    """Run one camera until ``stop`` is set or a finite source ends; never raises for camera faults.
+
+    On ``stop`` the frames the source already received are read and submitted (up to the monotonic time
+    ``drain_until()`` returns) before it is closed, so every part taken in is answered.
+    """
+
+    def take(frame: Frame) -> None:
+        if triggers is not None:
+            for late in triggers.apply(frame):
+                submit(no_frame(source, late, triggers.window_s))
+        rep.frame()
+        try:
+            submit(frame)
+        except Exception as exc:
+            log.exception("submit_failed", seq=frame.seq, error=str(exc))
+
     cfg = source.cfg
     rep = _StateReporter(source, on_state)
     log = rep.log
@@ -143,12 +172,13 @@ def run_source(
                 if now < next_slot:
                     stop.wait(next_slot - now)
                 next_slot = max(time.monotonic(), next_slot) + 1.0 / cfg.fps_limit
-            if latch is not None:
-                latch.apply(frame)
-            rep.frame()
-            try:
-                submit(frame)
-            except Exception as exc:
-                log.exception("submit_failed", seq=frame.seq, error=str(exc))
+            take(frame)
+    drained = 0
+    try:
+        for frame in source.drain(drain_until() if drain_until is not None else time.monotonic()):
+            drained += 1
+            take(frame)
+    except Exception as exc:
+        log.exception("drain_failed", error=str(exc), drained=drained)
     source.close()
-    rep.set("stopped", "stop requested")
+    rep.set("stopped", "stop requested", drained=drained)

@@ -12,86 +12,150 @@ becomes an error Frame so that part still gets a verdict. ``read`` never raises 
 from __future__ import annotations
 
 import json
+import math
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import zmq
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from inspectd.config import SourceConfig
-from inspectd.errors import ImageError, MessageError, SourceError
+from inspectd.errors import ImageError, InspectdError, MessageError, SourceError
 from inspectd.frame import Frame, utcnow
 from inspectd.imaging.codec import check_pixels, decode_image, to_rgb8
 from inspectd.logs import get_logger
 from inspectd.sources.base import FrameSource
 
 RCVHWM = 16
-_RAW_DTYPES = {"uint8", "uint16", "float32", "float64"}
+MAX_HEADER_BYTES = 64 * 1024
+MAX_ID_CHARS = 256
+MAX_DIM = 65_535
+DRAIN_MAX_MESSAGES = 1024
+DRAIN_QUIET_MS = 100
+_RAW_DTYPES = ("uint8", "uint16", "float32", "float64")
+_EPOCH_MIN, _EPOCH_MAX = 0.0, 4_102_444_800.0  # 1970 .. 2100
 
 
-def _parse_timestamp(value: Any) -> datetime:
+def _identifier(value: Any) -> str | None:
+    """A part or trigger id as text: a string or an integer, at most MAX_ID_CHARS characters."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValueError(f"expected a string or an integer, got {type(value).__name__}")
+    text = str(value).strip() if isinstance(value, str) else str(value)
+    if not text or len(text) > MAX_ID_CHARS:
+        raise ValueError(f"expected 1 to {MAX_ID_CHARS} characters")
+    return text
+
+
+def _timestamp(value: Any) -> datetime | None:
+    """ISO 8601 text or finite epoch seconds between 1970 and 2100, as an aware UTC datetime."""
+    if value is None:
+        return None
     if isinstance(value, bool):
-        raise MessageError(f"bad timestamp {value!r}")
+        raise ValueError("expected ISO 8601 text or epoch seconds, got a boolean")
     if isinstance(value, int | float):
+        if not math.isfinite(value) or not _EPOCH_MIN <= value <= _EPOCH_MAX:
+            raise ValueError("epoch seconds must be a finite number between 1970 and 2100")
         return datetime.fromtimestamp(float(value), UTC)
-    if isinstance(value, str):
+    if isinstance(value, str) and len(value) <= 64:
         try:
             ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise MessageError(f"bad timestamp {value!r}: expected ISO 8601 or epoch seconds") from exc
+        except ValueError:
+            raise ValueError("expected ISO 8601 text or epoch seconds") from None
         return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
-    raise MessageError(f"bad timestamp {value!r}: expected ISO 8601 or epoch seconds")
+    raise ValueError("expected ISO 8601 text or epoch seconds")
 
 
-def parse_header(raw: bytes) -> dict[str, Any]:
-    """The JSON header of a message; an imagezmq ``msg`` holding a JSON object is merged into it."""
+Identifier = Annotated[str | None, BeforeValidator(_identifier)]
+Dim = Annotated[int, Field(strict=True, ge=1, le=MAX_DIM)]
+Channels = Annotated[int, Field(strict=True, ge=1, le=4)]
+
+
+class MessageHeader(BaseModel):
+    """A message header with every field checked and typed; unknown fields are ignored (imagezmq adds some)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    part_id: Identifier = None
+    trigger_id: Identifier = None
+    timestamp: Annotated[datetime | None, BeforeValidator(_timestamp)] = None
+    encoding: Literal["jpeg", "jpg", "png", "raw"] | None = None
+    dtype: Literal["uint8", "uint16", "float32", "float64"] | None = None
+    shape: tuple[Dim, Dim] | tuple[Dim, Dim, Channels] | None = None
+    channel_order: Literal["rgb", "bgr"] | None = None
+    msg: Annotated[str, Field(max_length=4096)] | None = None
+
+
+def _json(raw: bytes | str) -> Any:
     try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MessageError(f"header is not JSON: {exc}") from exc
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise MessageError(f"header is not JSON: {str(exc)[:200]}") from None
+
+
+def _raw_header(raw: bytes) -> dict[str, Any]:
+    """The header's JSON object (an imagezmq ``msg`` holding a JSON object merged in), not yet checked."""
+    if len(raw) > MAX_HEADER_BYTES:
+        raise MessageError(f"header is {len(raw)} bytes, over the limit of {MAX_HEADER_BYTES}")
+    header = _json(raw)
     if not isinstance(header, dict):
         raise MessageError(f"header is JSON {type(header).__name__}, expected an object")
     msg = header.get("msg")
     if isinstance(msg, str) and msg.lstrip().startswith("{"):
         try:
-            inner = json.loads(msg)
-        except json.JSONDecodeError:
+            inner = _json(msg)
+        except MessageError:
             inner = None
         if isinstance(inner, dict):
             header = {**header, **inner}
     return header
 
 
-def decode_payload(header: dict[str, Any], payload: bytes, max_pixels: int, source: str) -> np.ndarray:
+def named_part(header: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(part_id, trigger_id) of a header that failed its checks, when they are themselves usable ids."""
+    out = []
+    for key in ("part_id", "trigger_id"):
+        try:
+            out.append(_identifier(header.get(key)))
+        except ValueError:
+            out.append(None)
+    return out[0], out[1]
+
+
+def parse_header(raw: bytes) -> MessageHeader:
+    """The checked header of a message; MessageError names the first field that is wrong."""
+    header = _raw_header(raw)
+    try:
+        return MessageHeader.model_validate(header)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "header"
+        raise MessageError(f"header field {field!r}: {err['msg']}") from None
+
+
+def decode_payload(header: MessageHeader, payload: bytes, max_pixels: int, source: str) -> np.ndarray:
     """The RGB uint8 image a message carries; MessageError/ImageError say why it cannot be had."""
-    encoding = header.get("encoding")
+    encoding = header.encoding
     imagezmq = encoding is None
     if encoding is None:
-        encoding = "raw" if "dtype" in header and "shape" in header else "jpeg"
+        encoding = "raw" if header.dtype is not None and header.shape is not None else "jpeg"
     if encoding in ("jpeg", "jpg", "png"):
         return decode_image(payload, max_pixels, source)
-    if encoding != "raw":
-        raise MessageError(f"unknown encoding {encoding!r}: expected jpeg, png or raw")
-    dtype, shape = header.get("dtype"), header.get("shape")
-    if dtype not in _RAW_DTYPES:
-        raise MessageError(f"raw dtype {dtype!r} not supported: expected one of {sorted(_RAW_DTYPES)}")
-    if (
-        not isinstance(shape, list | tuple)
-        or len(shape) not in (2, 3)
-        or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape)
-    ):
-        raise MessageError(f"raw shape {shape!r}: expected [height, width] or [height, width, channels]")
+    dtype, shape = header.dtype, header.shape
+    if dtype is None or shape is None:
+        raise MessageError("raw encoding needs dtype (one of " + ", ".join(_RAW_DTYPES) + ") and shape")
     check_pixels(shape[1], shape[0], max_pixels, source)
-    expected = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    expected = math.prod(shape) * np.dtype(dtype).itemsize
     if len(payload) != expected:
         raise MessageError(
             f"dtype/shape mismatch: {dtype} {list(shape)} needs {expected} bytes, got {len(payload)}"
         )
     arr = np.frombuffer(payload, dtype=dtype).reshape(shape)
-    order = header.get("channel_order", "bgr" if imagezmq else "rgb")
-    if order not in ("rgb", "bgr"):
-        raise MessageError(f"channel_order {order!r}: expected 'rgb' or 'bgr'")
+    order = header.channel_order or ("bgr" if imagezmq else "rgb")
     return to_rgb8(arr, source, bgr=order == "bgr")
 
 
@@ -128,7 +192,7 @@ class ZmqSource(FrameSource):
             ctx.term()
             verb = "bind" if cfg.zmq_bind else "connect"
             raise SourceError(
-                f"camera {self.camera}: cannot {verb} ZeroMQ {cfg.zmq_socket.upper()} to {cfg.uri!r}: {exc} "
+                f"camera {self.camera}: cannot {verb} ZeroMQ {cfg.zmq_socket.upper()} to {self.shown_uri!r}: {exc} "
                 f"(fix cameras.{self.camera}.source.uri, e.g. tcp://host:5555, or free the port)"
             ) from exc
         self._ctx, self._sock = ctx, sock
@@ -146,53 +210,51 @@ class ZmqSource(FrameSource):
             return None
         except zmq.ZMQError as exc:
             raise SourceError(
-                f"camera {self.camera}: ZeroMQ receive failed on {self.cfg.uri}: {exc}"
+                f"camera {self.camera}: ZeroMQ receive failed on {self.shown_uri}: {exc}"
             ) from exc
 
-    def _split(self, parts: list[bytes]) -> tuple[dict[str, Any], bytes]:
+    def _split(self, parts: list[bytes]) -> tuple[bytes, bytes]:
         if len(parts) == 3:
             parts = parts[1:]
         if len(parts) != 2:
             raise MessageError(
                 f"expected 2 parts (header, image) or 3 (topic, header, image), got {len(parts)}"
             )
-        return parse_header(parts[0]), parts[1]
+        return parts[0], parts[1]
 
     def _frame(self, parts: list[bytes]) -> Frame | None:
-        header: dict[str, Any] = {}
+        """The message as a Frame; a bad one becomes an error Frame if it names a part, else None (counted).
+
+        Never raises: a message cannot take the source down, whatever it holds.
+        """
+        raw: dict[str, Any] = {}
         try:
-            header, payload = self._split(parts)
-            part_id = header.get("part_id")
-            trigger_id = header.get("trigger_id")
-            captured = (
-                _parse_timestamp(header["timestamp"]) if header.get("timestamp") is not None else utcnow()
-            )
+            head, payload = self._split(parts)
+            raw = _raw_header(head)
+            header = parse_header(head)
             image = decode_payload(header, payload, self.max_pixels, f"camera {self.camera}")
         except (MessageError, ImageError) as exc:
-            return self._bad(header, exc)
-        origin = None
-        if "msg" in header:
-            origin = str(header["msg"])
+            return self._bad(raw, exc)
+        except Exception as exc:  # a message no check foresaw: answered as decode_error, source stays up
+            self.log.exception("message_check_failed", error=repr(exc)[:200])
+            return self._bad(raw, MessageError(f"unreadable message ({type(exc).__name__})"))
         return Frame(
-            camera=self.camera, seq=self.next_seq(), image=image, captured_at=captured,
-            part_id=None if part_id is None else str(part_id),
-            trigger_id=None if trigger_id is None else str(trigger_id), origin=origin,
+            camera=self.camera, seq=self.next_seq(), image=image, captured_at=header.timestamp or utcnow(),
+            part_id=header.part_id, trigger_id=header.trigger_id, origin=header.msg,
         )  # fmt: skip
 
-    def _bad(self, header: dict[str, Any], exc: Exception) -> Frame | None:
+    def _bad(self, raw: dict[str, Any], exc: InspectdError) -> Frame | None:
         reason = str(exc)
-        part_id = header.get("part_id")
+        part_id, trigger_id = named_part(raw)
         if part_id is None:
             self.stats["malformed"] += 1
             self.log.warning("message_dropped", reason=reason, malformed=self.stats["malformed"])
             return None
         self.stats["errors"] += 1
-        self.log.warning("message_undecodable", part_id=str(part_id), reason=reason)
-        trigger_id = header.get("trigger_id")
+        self.log.warning("message_undecodable", part_id=part_id, reason=reason)
         return Frame(
-            camera=self.camera, seq=self.next_seq(), image=None, part_id=str(part_id),
-            trigger_id=None if trigger_id is None else str(trigger_id), error=reason,
-            error_reason=exc.reason,
+            camera=self.camera, seq=self.next_seq(), image=None, part_id=part_id, trigger_id=trigger_id,
+            error=reason, error_reason=exc.reason,
         )  # fmt: skip
 
     def read(self, timeout: float) -> Frame | None:
@@ -228,9 +290,40 @@ class ZmqSource(FrameSource):
 
     def _names_part(self, parts: list[bytes]) -> bool:
         try:
-            return self._split(parts)[0].get("part_id") is not None
+            return named_part(_raw_header(self._split(parts)[0]))[0] is not None
         except MessageError:
             return False
+
+    def drain(self, until: float) -> Iterator[Frame]:
+        """At shutdown: the messages the camera process already sent, read until the socket stays empty.
+
+        ZeroMQ has no acknowledgements: what sits in this socket's queue, in TCP buffers or in the sender's
+        PUSH queue is lost when the socket closes, so the backlog is read (and every part in it answered)
+        until nothing came for DRAIN_QUIET_MS, ``until`` (monotonic) passes, or DRAIN_MAX_MESSAGES were read.
+        A live camera's anonymous frames are skipped (only parts need answers).
+        """
+        sock, poller = self._sock, self._poller
+        if sock is None or poller is None:
+            return
+        taken = 0
+        while taken < DRAIN_MAX_MESSAGES and time.monotonic() < until:
+            try:
+                parts = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                if not dict(poller.poll(DRAIN_QUIET_MS)):
+                    return
+                continue
+            except zmq.ZMQError as exc:
+                self.log.warning("drain_receive_failed", error=str(exc), drained=taken)
+                return
+            taken += 1
+            if self.live and not self._names_part(parts):
+                self.stats["dropped"] += 1
+                continue
+            frame = self._frame(parts)
+            if frame is not None:
+                self.stats["frames"] += 1
+                yield frame
 
     def close(self) -> None:
         """Close the socket without lingering; safe to call twice."""
