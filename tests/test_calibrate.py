@@ -76,8 +76,11 @@ def test_commands_are_registered():
     )
     a = p.parse_args(["calibrate", "cam1", "x.png", "--target-frr", "0.02", "--config", "c.toml"])
     assert (a.camera, a.images, a.target_frr, a.config) == ("cam1", ["x.png"], 0.02, "c.toml")
-    a = p.parse_args(["reference", "add", "cam1", "d/", "--no-foreground"])
-    assert a.func.__name__ == "cmd_reference_add" and a.no_foreground
+    a = p.parse_args(["reference", "add", "cam1", "d/"])
+    assert a.func.__name__ == "cmd_reference_add"
+    for removed in (["--input-size", "256"], ["--foreground", "none"], ["--coreset", "64"]):
+        with pytest.raises(SystemExit):  # eval-only flags that changed the method are gone
+            p.parse_args(["eval", "/data", "--out", "o", *removed])
 
 
 def test_reference_add_builds_bank_and_records_it_in_config(tmp_path, capsys):
@@ -87,7 +90,7 @@ def test_reference_add_builds_bank_and_records_it_in_config(tmp_path, capsys):
     for i in range(3):
         cv2.imwrite(str(good / f"{i}.png"), rng.integers(90, 110, (64, 64, 3), dtype=np.uint8))
     config = tmp_path / "inspectd.toml"
-    config.write_text(CONFIG)
+    config.write_text(CONFIG.replace('mode = "reference"', 'mode = "reference"\nforeground = "full"'))
     bank_dir = tmp_path / "banks" / "cam1"
     args = _parser().parse_args(
         [
@@ -95,7 +98,6 @@ def test_reference_add_builds_bank_and_records_it_in_config(tmp_path, capsys):
             "add",
             "cam1",
             str(good),
-            "--no-foreground",
             "--dir",
             str(bank_dir),
             "--config",
@@ -104,7 +106,7 @@ def test_reference_add_builds_bank_and_records_it_in_config(tmp_path, capsys):
     )
     assert args.func(args) == 0
     bank = MemoryBank.load(bank_dir)
-    assert bank.meta["images"] == 3 and bank.meta["foreground"] is False
+    assert bank.meta["images"] == 3 and bank.meta["foreground"] == "full"
     assert bank.features.shape[1] == 152
     assert load_settings(config).camera("cam1").reference_dir == bank_dir
     assert "reference_dir None ->" in capsys.readouterr().out

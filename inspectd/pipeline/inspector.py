@@ -229,7 +229,7 @@ class Inspector:
         per_comp = [plan_tiles(c.bbox, hw, plan.complexity, tcfg, component=c.index) for c in plan.components]
         per_comp = limit_frame_tiles(per_comp, tcfg.max_tiles_per_frame, overlap=tcfg.overlap, image_hw=hw)
         plan.tiles = [t for tiles in per_comp for t in tiles]
-        size = self.settings.pipeline.tile_input
+        size = self.store.clipseg().input_size
         pixels = np.empty((len(plan.tiles), size, size, 3), np.uint8)
         for i, t in enumerate(plan.tiles):
             pixels[i] = cv2.resize(
@@ -316,6 +316,46 @@ class Inspector:
                 self._references[name] = bank
         return bank
 
+    def use_reference(self, camera: str, bank: Any) -> None:
+        """Score ``camera``'s frames against this bank instead of the one in its reference_dir (evaluation)."""
+        with self._lock:
+            self._references[camera] = bank
+
+    def reference_regions(self, plan: FramePlan) -> list[tuple[int, int, int, int]]:
+        """Where reference mode looks: every part's box with a margin, or the whole image (or ROI) when the
+        camera's foreground is ``full``."""
+        from inspectd.pipeline.reference import part_regions
+
+        boxes = None if plan.camera.foreground == "full" else [c.bbox for c in plan.components]
+        return part_regions(plan.image.shape[:2], boxes, self.settings.pipeline.reference.context)
+
+    def build_reference(self, camera: str, images: Sequence[np.ndarray], names: Sequence[str] = ()) -> Any:
+        """A memory bank from good parts seen exactly as ``camera`` sees frames (ROI, foreground, tiling).
+
+        A good image with no part found is left out with a warning; fewer than two usable images is an error.
+        """
+        from inspectd.pipeline.reference import build_bank
+
+        usable, regions = [], []
+        for seq, image in enumerate(images):
+            plan = self.start(Frame(camera=camera, seq=seq, image=image))
+            if plan.done is not None:
+                v = plan.done.verdict
+                name = names[seq] if seq < len(names) else f"image {seq}"
+                log.warning(
+                    "reference_image_unusable", camera=camera, image=name, reason=v.reason, detail=v.detail
+                )
+                continue
+            usable.append(plan.image)
+            regions.append(self.reference_regions(plan))
+        return build_bank(
+            self.store.backbone(),
+            usable,
+            regions,
+            self.settings.pipeline.reference,
+            self.settings.pipeline.reference_coreset,
+        )
+
     def score_reference(self, plan: FramePlan) -> tuple[np.ndarray, float] | None:
         """PatchCore-style map and score against the camera's good parts, for reference/combined cameras."""
         if plan.done is not None or plan.camera.mode == "zero-shot":
@@ -324,7 +364,13 @@ class Inspector:
 
         t0 = time.perf_counter()
         bank = self._reference(plan.frame.camera, plan.camera)
-        result = score_image(self.store.backbone(), bank, plan.image, plan.foreground)
+        result = score_image(
+            self.store.backbone(),
+            bank,
+            plan.image,
+            self.reference_regions(plan),
+            self.settings.pipeline.reference,
+        )
         plan.timed("reference", t0)
         return result
 
