@@ -87,8 +87,17 @@ class TilingConfig(Section):
     """How a foreground component is cut into tiles (poster: size, aspect ratio, SAM complexity)."""
 
     min_tile: int = Field(96, ge=16, description="smallest tile side in pixels")
-    max_tiles_per_component: int = Field(16, ge=1)
-    max_tiles_per_frame: int = Field(48, ge=1)
+    max_downscale: float = Field(
+        2.0,
+        ge=1.0,
+        le=16.0,
+        description="a tile is at most this many times the model input a side (frame pixels per model pixel), "
+        "so a larger part gets more tiles instead of being shrunk until small defects vanish",
+    )
+    max_tiles_per_component: int = Field(
+        16, ge=1, description="more tiles than this make them larger than max_downscale allows (logged)"
+    )
+    max_tiles_per_frame: int = Field(48, ge=1, description="tile budget of one frame over all its parts")
     overlap: float = Field(0.25, ge=0.0, lt=0.9, description="fraction of a tile shared with its neighbour")
     context: float = Field(
         0.1, ge=0.0, le=1.0, description="margin around a component box, fraction of its size"
