@@ -7,7 +7,16 @@ from typing import Any
 
 import numpy as np
 
-STAGES = ("foreground", "components", "complexity", "tiling", "clipseg_winclip", "reference", "fusion", "verdict")
+STAGES = (
+    "foreground",
+    "components",
+    "complexity",
+    "tiling",
+    "clipseg_winclip",
+    "reference",
+    "fusion",
+    "verdict",
+)
 RATIOS = (
     ("batching", "daemon", "no_batching", "tile batching on vs off (max_batch_tiles=1)"),
     ("complexity_cache", "daemon", "no_complexity_cache", "complexity cache on vs off (SAM every frame)"),
