@@ -1,4 +1,4 @@
-"""Poster: "Tile based on component size, aspect ratio and SAM complexity" — square tiles per component.
+"""Tiles per foreground component, sized by the component, shaped by its aspect ratio, refined by its complexity.
 
 Size: a tile is never more than ``max_downscale`` times the network input, so a large component gets more
 tiles and small defects stay visible at CLIPSeg's input resolution. Aspect ratio: the long side gets as many
