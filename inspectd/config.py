@@ -273,6 +273,14 @@ class CameraConfig(Section):
         "surfaces and textures (tiles, fabric, wood) where IS-Net finds no object",
     )
     reference_dir: Path | None = Field(None, description="memory bank for reference/combined mode")
+    reference_scale: float | None = Field(
+        None,
+        gt=0.0,
+        le=4.0,
+        description="this camera's pipeline.reference.scale (network px per frame px); set it when a defect "
+        "that must be found is under about 8 px wide in this camera's frames (2 doubles them), then rebuild "
+        "the bank",
+    )
     combined_weight: float = Field(
         0.5, ge=0.0, le=1.0, description="share of the reference map in combined mode"
     )
@@ -283,6 +291,12 @@ class CameraConfig(Section):
         if v is not None and (v[0] < 0 or v[1] < 0 or v[2] <= 0 or v[3] <= 0):
             raise ValueError("roi is [x, y, width, height] with x, y >= 0 and width, height > 0")
         return v
+
+    def reference(self, pipeline: PipelineConfig) -> ReferenceConfig:
+        """The reference-mode tiling this camera uses: the pipeline's, with its own scale when set."""
+        if self.reference_scale is None:
+            return pipeline.reference
+        return pipeline.reference.model_copy(update={"scale": self.reference_scale})
 
     def prompts(self, pipeline: PipelineConfig) -> list[str]:
         """The CLIPSeg anomaly descriptions this camera uses."""

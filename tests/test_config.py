@@ -117,3 +117,12 @@ def test_check_config_invalid_exits_78_naming_the_key(tmp_path):
     assert proc.returncode == 78
     assert "scheduler.max_batch_tile" in proc.stderr
     assert str(path) in proc.stderr
+
+
+def test_camera_reference_scale_overrides_the_pipeline_one() -> None:
+    from inspectd.config import Settings
+
+    s = Settings(cameras={"a": {}, "b": {"reference_scale": 2.0}}, pipeline={"reference": {"tile": 256}})
+    assert s.cameras["a"].reference(s.pipeline) == s.pipeline.reference
+    b = s.cameras["b"].reference(s.pipeline)
+    assert (b.scale, b.tile) == (2.0, 256) and s.pipeline.reference.scale == 1.0

@@ -389,7 +389,7 @@ class Inspector:
             self.store.backbone(),
             usable,
             regions,
-            self.settings.pipeline.reference,
+            self.camera_config(camera).reference(self.settings.pipeline),
             self.settings.pipeline.reference_coreset,
         )
 
@@ -406,7 +406,7 @@ class Inspector:
             bank,
             plan.image,
             self.reference_regions(plan),
-            self.settings.pipeline.reference,
+            plan.camera.reference(self.settings.pipeline),
         )
         plan.timed("reference", t0)
         return result
