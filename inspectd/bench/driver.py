@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from inspectd.bench.subscriber import Subscriber
-from inspectd.bench.variants import DAEMON_VARIANTS, VARIANTS
+from inspectd.bench.variants import DAEMON_VARIANTS, REFERENCE_PARTS, REFERENCE_VARIANT, VARIANTS
 from inspectd.config import Settings, load_settings
 from inspectd.errors import ConfigError, InspectdError
 from inspectd.frame import Frame, utcnow
@@ -291,6 +291,24 @@ def bench_settings(
     return load_settings(None, **data)
 
 
+def reference_settings(
+    settings: Settings, store: ModelStore, folder: Path, width: int, height: int
+) -> Settings:
+    """Every camera in reference mode against one bank built (through the inspector, as `inspectd reference
+    add` does) from generated good parts at the bench size."""
+    from inspectd.bench.samples import make_part
+    from inspectd.pipeline.inspector import Inspector
+
+    goods = [make_part(width, height, None, seed=100 + i).image for i in range(REFERENCE_PARTS)]
+    with store_for(store, settings):
+        bank = Inspector(settings, store).build_reference(next(iter(settings.cameras)), goods)
+    bank.save(folder)
+    data = settings.model_dump(mode="json", exclude_none=True)
+    for cam in data["cameras"].values():
+        cam.update({"mode": "reference", "reference_dir": str(folder)})
+    return load_settings(None, **data)
+
+
 def _frame_plan(settings: Settings, frames: int) -> list[str]:
     return [name for _ in range(frames) for name in settings.cameras]
 
@@ -461,6 +479,10 @@ def run_bench(
                 )
                 encodes = store.text_encodes
                 t = time.perf_counter()
+                if name == REFERENCE_VARIANT:
+                    vs = reference_settings(vs, store, work / "reference-bank", opts.width, opts.height)
+                    with store_for(store, vs):  # load the backbone before the clock runs
+                        Inspector(vs, store).inspect(Frame(camera="cam0", seq=0, image=images[0]))
                 with store_for(store, vs):
                     if name == "bare":
                         variants[name] = summarise_bare(run_bare(vs, store, images, opts.frames))

@@ -7,12 +7,22 @@ from typing import Any
 
 import numpy as np
 
-STAGES = ("foreground", "components", "complexity", "tiling", "clipseg_winclip", "fusion", "verdict")
+STAGES = (
+    "foreground",
+    "components",
+    "complexity",
+    "tiling",
+    "clipseg_winclip",
+    "reference",
+    "fusion",
+    "verdict",
+)
 RATIOS = (
     ("batching", "daemon", "no_batching", "tile batching on vs off (max_batch_tiles=1)"),
     ("complexity_cache", "daemon", "no_complexity_cache", "complexity cache on vs off (SAM every frame)"),
     ("text_cache", "daemon", "no_text_cache", "text-embedding cache on vs off"),
     ("shared_clip", "daemon", "separate_clip", "shared CLIP vision pass vs separate CLIP"),
+    ("reference_mode", "reference", "daemon", "reference mode vs zero-shot, same daemon and frames"),
 )
 
 

@@ -11,4 +11,7 @@ DAEMON_VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     "no_text_cache": {"pipeline": {"text_cache": False}},
     "separate_clip": {"models": {"clip": "clip"}},
 }
-VARIANTS = ("bare", *DAEMON_VARIANTS)
+# Every camera in reference mode against a bank built from generated good parts (the daemon path, no CLIPSeg/SAM).
+REFERENCE_VARIANT = "reference"
+REFERENCE_PARTS = 4
+VARIANTS = ("bare", *DAEMON_VARIANTS, REFERENCE_VARIANT)

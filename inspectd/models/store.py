@@ -123,7 +123,10 @@ class ModelStore:
         from inspectd.models.backbone import EfficientNetLite
 
         return self._get(
-            "backbone", lambda: EfficientNetLite.load(self.models.reference_backbone, self.device)
+            "backbone",
+            lambda: EfficientNetLite.load(
+                self.models.reference_backbone, self.device, stages=tuple(self.models.reference_stages)
+            ),
         )
 
     def text_features(self, which: Literal["clipseg", "clip"], texts: list[str]) -> torch.Tensor:

@@ -33,6 +33,8 @@ from inspectd.sources.triggers import Trigger, TriggerQueue, trigger_from_payloa
 log = get_logger("daemon")
 
 RESTART_SECTIONS = ("models", "scheduler", "mqtt", "metrics", "logging")
+# reference: every bank was built with that tiling and must be rebuilt with a new one.
+PIPELINE_RESTART_KEYS = ("max_image_pixels", "reference")
 
 
 def restart_needed(old: Settings, new: Settings) -> list[str]:
@@ -44,7 +46,7 @@ def restart_needed(old: Settings, new: Settings) -> list[str]:
         if old.cameras[name].source != new.cameras[name].source:
             changed.append(f"cameras.{name}.source")
     pipeline_restart = [
-        k for k in ("max_image_pixels", "tile_input") if getattr(old.pipeline, k) != getattr(new.pipeline, k)
+        k for k in PIPELINE_RESTART_KEYS if getattr(old.pipeline, k) != getattr(new.pipeline, k)
     ]
     changed += [f"pipeline.{k}" for k in pipeline_restart]
     return changed
@@ -63,7 +65,7 @@ def hot_settings(old: Settings, new: Settings) -> Settings:
             cameras[name] = cam
     merged.cameras = cameras
     merged.pipeline = new.pipeline.model_copy(
-        update={"max_image_pixels": old.pipeline.max_image_pixels, "tile_input": old.pipeline.tile_input}
+        update={k: getattr(old.pipeline, k) for k in PIPELINE_RESTART_KEYS}
     )
     return merged
 
