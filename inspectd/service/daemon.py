@@ -20,6 +20,7 @@ from inspectd.imaging.heatmap import overlay
 from inspectd.logs import get_logger
 from inspectd.models.store import ModelStore
 from inspectd.pipeline.inspector import InspectionResult, Inspector
+from inspectd.service.console import Console, ConsoleLink
 from inspectd.service.metrics import Metrics
 from inspectd.service.scheduler import Scheduler
 from inspectd.service.systemd import Notifier
@@ -29,7 +30,7 @@ from inspectd.sources.runner import make_source, run_source
 
 log = get_logger("daemon")
 
-RESTART_SECTIONS = ("models", "scheduler", "mqtt", "metrics", "logging")
+RESTART_SECTIONS = ("models", "scheduler", "mqtt", "metrics", "logging", "console")
 
 
 def restart_needed(old: Settings, new: Settings) -> list[str]:
@@ -123,6 +124,24 @@ class Daemon:
         self._was_healthy = True
         self._counted: dict[str, dict[str, int]] = {}
         self._lock = threading.Lock()
+        self.reloads = 0
+        self.last_reload_ok = True
+        self._reloaded = threading.Condition()
+        self.console: Console | None = None
+        if settings.console.enabled:
+            self.console = Console(settings.console, list(settings.cameras), self._console_link())
+
+    def _console_link(self) -> ConsoleLink:
+        """What the console may read and ask of this daemon (it holds no reference to the daemon itself)."""
+        return ConsoleLink(
+            settings=lambda: self.settings,
+            queue_depth=self.scheduler.waiting,
+            models=self.store.describe,
+            device=lambda: str(self.store.device),
+            reload=self.request_reload,
+            backbone=self.store.backbone,
+            config_path=self.config_path,
+        )
 
     # ---- start-up ------------------------------------------------------------------------------------------
 
@@ -148,6 +167,8 @@ class Daemon:
                 "no cameras configured: add a [cameras.NAME] section with a [cameras.NAME.source]"
             )
         self.metrics_port = self.metrics.serve(self.settings.metrics)
+        if self.console is not None:
+            self.console.start()
         if self.settings.mqtt.enabled:
             self.sink = MqttSink(self.settings.mqtt, list(self.settings.cameras), self._on_trigger)
             self.sink.start()
@@ -184,6 +205,8 @@ class Daemon:
     def _deliver(self, result: InspectionResult) -> None:
         v = result.verdict
         cam = self.inspector.camera_config(v.camera)
+        if self.console is not None:
+            self.console.offer(result)
         if self.sink is not None:
             self.sink.publish_verdict(v)
             if cam.heatmap and result.image is not None and v.verdict != "error":
@@ -237,6 +260,8 @@ class Daemon:
                 }
                 payload = st.payload()
             self.metrics.source_connected.labels(name).set(1 if st.connected else 0)
+            if self.console is not None:
+                self.console.camera_state(name, payload)
             if self.sink is not None:
                 self.sink.publish_state(name, payload)
 
@@ -271,15 +296,34 @@ class Daemon:
             self.metrics.frames_dropped.labels(name).inc(dropped - seen["dropped"])
             seen.update(malformed=malformed, dropped=dropped)
 
+    def request_reload(self, timeout: float = 30.0) -> bool:
+        """Reload through the SIGHUP path (the supervision loop) and wait for it; True when it was applied."""
+        with self._reloaded:
+            before = self.reloads
+        self.reload_event.set()
+        with self._reloaded:
+            done = self._reloaded.wait_for(lambda: self.reloads > before, timeout)
+            return done and self.last_reload_ok
+
     def reload(self) -> None:
         """SIGHUP: re-read the config; apply thresholds, prompts and heatmap settings, name what needs a restart."""
+        ok = False
+        try:
+            ok = self._reload()
+        finally:
+            with self._reloaded:
+                self.reloads += 1
+                self.last_reload_ok = ok
+                self._reloaded.notify_all()
+
+    def _reload(self) -> bool:
         self.notifier.reloading()
         try:
             new = load_settings(self.config_path)
         except ConfigError as exc:
             log.error("reload_rejected", error=str(exc))
             self.notifier.ready(self.status_line())
-            return
+            return False
         needs = restart_needed(self.settings, new)
         merged = hot_settings(self.settings, new)
         self.settings = merged
@@ -299,6 +343,7 @@ class Daemon:
             },
         )
         self.notifier.ready(self.status_line())
+        return True
 
     def sources_done(self) -> bool:
         """Every source reached its end (files, folders without loop) and every frame is answered."""
@@ -332,6 +377,8 @@ class Daemon:
                     )
             self.notifier.status(self.status_line())
             self._update_counters()
+            if self.console is not None:
+                self.console.watch()
             if self.sink is not None:
                 self.metrics.mqtt_connected.set(1 if self.sink.connected else 0)
                 self.metrics.spool_depth.set(self.sink.spool_depth)
@@ -347,6 +394,8 @@ class Daemon:
             t.join(timeout=5.0)
         if self.sink is not None:
             self.sink.stop(timeout=5.0)
+        if self.console is not None:
+            self.console.stop()
         self.metrics.close()
         log.info("stopped", drained=drained, verdicts=self.verdicts)
         self.notifier.close()
