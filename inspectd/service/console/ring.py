@@ -70,6 +70,10 @@ class FrameRing:
             self._bytes += size
             self._next = max(self._next, int(m.group(1)) + 1)
             records.append(record)
+        for path in self.folder.iterdir():
+            record_id, _, artifact = path.name.partition(".")
+            if artifact in ARTIFACTS and record_id not in self._entries:
+                path.unlink(missing_ok=True)  # left by a part whose record was never written
         with self._lock:
             self._trim()
         keep = set(self._entries)
