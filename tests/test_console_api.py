@@ -113,6 +113,11 @@ def test_changes_need_the_password_and_a_same_origin_request(console_line, tmp_p
         unknown = post(auth(name="mallory"))
         foreign = post({**auth(), "Origin": "http://evil.example"})
         cross = post({**auth(), "Sec-Fetch-Site": "cross-site"})
+        chunked = httpx.post(
+            url(daemon, "/api/cameras/cam/preview"),
+            content=(b"x" * 16_384 for _ in range(64)),
+            headers={"Content-Type": "application/json"},
+        )
         huge = httpx.post(
             url(daemon, "/api/cameras/cam/preview"),
             content=b"x" * 100_000,
@@ -121,7 +126,7 @@ def test_changes_need_the_password_and_a_same_origin_request(console_line, tmp_p
     assert no_header.status_code == 403 and "x-inspectd-console" in no_header.json()["detail"]
     assert no_password.status_code == 401 and wrong.status_code == 401 and unknown.status_code == 401
     assert foreign.status_code == 403 and cross.status_code == 403
-    assert huge.status_code == 413
+    assert huge.status_code == 413 and chunked.status_code == 413, chunked.text
     assert path.read_text() == before, "a refused change leaves the config file alone"
     assert len(logs.events("console_change_refused")) == 6
     assert not logs.events("console_config_change")
@@ -204,7 +209,7 @@ def test_add_good_parts_to_the_reference_bank(console_line, tmp_path, logs):
     assert r.status_code == 200, r.text
     bank = r.json()["bank"]
     folder = load_settings(path).cameras["cam"].reference_dir
-    assert folder is not None and str(folder) == bank["folder"]
+    assert folder is not None and str(folder) == bank["folder"] and str(tmp_path) in bank["folder"]
     assert (folder / "bank.npy").is_file() and (folder / "meta.json").is_file() and bank["images"] == 3
     assert again.status_code == 200 and again.json()["bank"]["images"] == 4, "add extends the bank"
     added = logs.events("console_references_added")

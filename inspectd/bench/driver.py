@@ -333,7 +333,12 @@ def bench_settings(
     }
     data = _merge(
         base.model_dump(mode="json", exclude_none=True),
-        {"models": models, "mqtt": mqtt, "metrics": {"enabled": False}},
+        {
+            "models": models,
+            "mqtt": mqtt,
+            "metrics": {"enabled": False},
+            "console": {"enabled": False, "host": "127.0.0.1", "dir": str(work / "console")},
+        },
     )
     data["cameras"] = cams
     return load_settings(None, **data)
@@ -390,6 +395,13 @@ def run_daemon(
     daemon.start()
     supervisor = threading.Thread(target=daemon.supervise, kwargs={"tick": 0.5}, daemon=True)
     supervisor.start()
+    viewer = None
+    if daemon.console is not None:
+        from inspectd.bench.viewer import ConsoleViewer
+
+        viewer = ConsoleViewer(daemon.console.port)
+        if not viewer.connected.wait(10):
+            raise InspectdError(f"the bench's console viewer could not connect to port {daemon.console.port}")
     stop = threading.Event()
     samples: list[dict[str, float]] = []
     sent_counts: dict[str, list[int]] = {name: [0] for name in settings.cameras}
@@ -441,6 +453,7 @@ def run_daemon(
             collector.wait_for(sent, max(60.0, 10.0 * len(settings.cameras)))
     finally:
         stop.set()
+        viewer_counts = viewer.close() if viewer is not None else None
         daemon.stop_event.set()
         supervisor.join(10)
         daemon.shutdown()
@@ -461,6 +474,8 @@ def run_daemon(
     }
     if cuda:
         out["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    if viewer_counts is not None:
+        out["console_viewer"] = asdict(viewer_counts)
     return out
 
 

@@ -13,6 +13,7 @@ RATIOS = (
     ("complexity_cache", "daemon", "no_complexity_cache", "complexity cache on vs off (SAM every frame)"),
     ("text_cache", "daemon", "no_text_cache", "text-embedding cache on vs off"),
     ("shared_clip", "daemon", "separate_clip", "shared CLIP vision pass vs separate CLIP"),
+    ("console", "console", "daemon", "console on with a live viewer vs off"),
 )
 
 
@@ -105,6 +106,8 @@ def summarise_daemon(raw: dict[str, Any]) -> dict[str, Any]:
     }
     if "cuda_peak_mb" in raw:
         out["cuda_peak_mb"] = round(raw["cuda_peak_mb"], 1)
+    if "console_viewer" in raw:
+        out["console_viewer"] = raw["console_viewer"]
     return out
 
 
@@ -147,6 +150,9 @@ def targets(
     if ratios.get("batching", {}).get("ratio") is not None:
         r = ratios["batching"]["ratio"]
         out[f"batching_ge_{need:g}x"] = {"value": r, "met": r >= need}
+    if ratios.get("console", {}).get("ratio") is not None:
+        r = ratios["console"]["ratio"]
+        out["console_cost_lt_3pct"] = {"value_pct": round(100.0 * (1.0 - r), 1), "met": r > 0.97}
     if soak and soak.get("memory_trend"):
         g = soak["memory_trend"]["rss_growth_pct"]
         out["soak_rss_growth_lt_5pct"] = {

@@ -50,6 +50,48 @@ class ReferenceRequest(BaseModel):
     records: list[str] = Field(min_length=1, max_length=64)
 
 
+class BodyLimit:
+    """Plain ASGI middleware (no buffering of streamed responses): refuses bodies over ``MAX_BODY`` (declared or
+    chunked), and adds the headers that keep the page out of other sites' frames and type guesses."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+            response = JSONResponse({"detail": f"request body over {MAX_BODY} bytes"}, status_code=413)
+            await response(scope, receive, send)
+            return
+
+        received = 0
+
+        async def limited_receive() -> dict:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > MAX_BODY:
+                    raise HTTPException(413, f"request body over {MAX_BODY} bytes")
+            return message
+
+        async def guarded_send(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *message["headers"],
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"x-frame-options", b"DENY"),
+                ]
+            await send(message)
+
+        await self.app(scope, limited_receive, guarded_send)
+
+
 def _static() -> Any:
     return resources.files("inspectd.service.console") / "static"
 
@@ -68,15 +110,7 @@ def create_app(console: "Console") -> FastAPI:
     static_dir = _static()
     app.mount("/static", StaticFiles(directory=str(static_dir)), name="static")
 
-    @app.middleware("http")
-    async def limits(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-            return JSONResponse({"detail": f"request body over {MAX_BODY} bytes"}, status_code=413)
-        response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        return response
+    app.add_middleware(BodyLimit)
 
     @app.exception_handler(ChangeRefused)
     async def refused(request: Request, exc: ChangeRefused) -> JSONResponse:

@@ -13,7 +13,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from inspectd.config import CameraConfig, ConsoleConfig, Settings, default_state_dir
+from inspectd.config import CameraConfig, ConsoleConfig, Settings
 from inspectd.errors import ConfigError, InspectdError
 from inspectd.logs import get_logger
 from inspectd.pipeline.calibrate import write_camera_values
@@ -237,7 +237,10 @@ class Console:
         path = self.link.config_path
         if path is None:
             raise ChangeRefused("the daemon runs without a config file; nothing to write the change to")
-        before = write_camera_values(path, camera, values)
+        try:
+            before = write_camera_values(path, camera, values)
+        except ConfigError as exc:
+            raise ChangeRefused(f"could not write the change: {exc}") from exc
         log.warning(
             "console_config_change",
             who=who.name,
@@ -274,7 +277,9 @@ class Console:
             if record["verdict"] != "pass":
                 raise ChangeRefused(f"part {rid} did not pass; only good parts go into the references", 422)
             parts.append(self._reference_part(record))
-        folder = Path(cam.reference_dir) if cam.reference_dir else default_state_dir() / "reference" / camera
+        # next to the console's folder: <state dir>/reference/<camera>, where `inspectd reference add` puts it
+        default = Path(self.cfg.dir).parent / "reference" / camera
+        folder = Path(cam.reference_dir) if cam.reference_dir else default
         with self._change_lock:
             save_reference_images(folder, parts)
             t0 = time.monotonic()
