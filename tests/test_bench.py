@@ -134,6 +134,9 @@ def test_bench_runs_every_variant_end_to_end(models_dir, tmp_path):
     viewer = var["console"]["console_viewer"]
     assert viewer["events"] >= 1 and viewer["images"] >= 1, "a viewer was connected while the console ran"
     assert "console_viewer" not in var["daemon"]
+    c = ratios["console_cpu"]
+    assert c["console_cpu_ms_per_frame"] == var["console"]["cpu_ms_per_frame"] > 0
+    assert c["daemon_cpu_ms_per_frame"] == var["daemon"]["cpu_ms_per_frame"] > 0
 
     text = format_report(report)
     for name in report["variants"]:

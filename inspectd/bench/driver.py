@@ -160,6 +160,13 @@ def rss_mb() -> float:
         return peak_rss_mb()
 
 
+def process_cpu_s() -> float:
+    """CPU seconds (user + system) this process has used: a cost figure that other processes' load disturbs
+    far less than wall time does."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def peak_rss_mb() -> float:
     """Peak resident set size of this process so far, in MiB (Linux reports KiB)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -396,6 +403,7 @@ def run_daemon(
     supervisor = threading.Thread(target=daemon.supervise, kwargs={"tick": 0.5}, daemon=True)
     supervisor.start()
     viewer = None
+    cpu_s: float | None = None
     if daemon.console is not None:
         from inspectd.bench.viewer import ConsoleViewer
 
@@ -412,6 +420,7 @@ def run_daemon(
         while time.monotonic() < deadline and not all(s.connected for s in daemon.states.values()):
             time.sleep(0.02)
         t0 = time.time()
+        cpu0 = process_cpu_s()
         pushers = [
             threading.Thread(
                 target=_pusher,
@@ -451,6 +460,7 @@ def run_daemon(
         if duration > 0:
             sent = sum(c[0] for c in sent_counts.values())
             collector.wait_for(sent, max(60.0, 10.0 * len(settings.cameras)))
+        cpu_s = process_cpu_s() - cpu0
     finally:
         stop.set()
         viewer_counts = viewer.close() if viewer is not None else None
@@ -471,11 +481,18 @@ def run_daemon(
         "max_batch_tiles": settings.scheduler.max_batch_tiles,
         "dropped": stats.dropped + stats.overloaded + source_dropped + max(0, sent - len(received)),
         "samples": samples,
+        "cpu_s": cpu_s,
     }
     if cuda:
         out["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
     if viewer_counts is not None:
-        out["console_viewer"] = asdict(viewer_counts)
+        out["console_viewer"] = {
+            **asdict(viewer_counts),
+            "parts_rendered": daemon.console.renderer.rendered,
+            "render_cpu_ms_per_part": round(
+                1000.0 * daemon.console.renderer.cpu_s / max(1, daemon.console.renderer.rendered), 2
+            ),
+        }
     return out
 
 

@@ -5,7 +5,6 @@ Reads come from the console's snapshot store and ring; changes need a password a
 """
 
 import asyncio
-import json
 import time
 from importlib import resources
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -182,9 +181,8 @@ def create_app(console: "Console") -> FastAPI:
                     now = time.monotonic()
                     version = console.snapshots.version
                     if version != sent or now - last >= interval:
-                        body = json.dumps(console.overview(), separators=(",", ":"))
                         sent, last = version, now
-                        yield {"event": "overview", "data": body}
+                        yield {"event": "overview", "data": console.overview_json()}
                     await asyncio.sleep(0.1)
             finally:
                 console.client_closed()

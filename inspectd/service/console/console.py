@@ -3,6 +3,7 @@ supervision loop, ``stop`` at shutdown. Everything it serves comes from its own 
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -75,6 +76,8 @@ class Console:
         self._clients_lock = threading.Lock()
         self._change_lock = threading.Lock()
         self._stopping = threading.Event()
+        self._overview_lock = threading.Lock()
+        self._overview_cache: tuple[int, float, str] | None = None
 
     # ---- lifecycle (daemon side) -------------------------------------------------------------------------
 
@@ -191,12 +194,26 @@ class Console:
                 "clients": self.clients,
                 "render_skipped": self.renderer.skipped,
                 "render_failed": self.renderer.failed,
+                "render_cpu_ms_per_part": round(
+                    1000.0 * self.renderer.cpu_s / max(1, self.renderer.rendered), 2
+                ),
                 "ring_parts": len(self.ring),
                 "ring_mb": round(self.ring.bytes / 2**20, 2),
                 "ring_dropped": self.ring.dropped,
                 "changes": self.passwords.enabled,
             },
         }
+
+    def overview_json(self, max_age_s: float = 0.25) -> str:
+        """The overview as JSON, built once per change (and refreshed after ``max_age_s``) for all live clients."""
+        version, now = self.snapshots.version, time.monotonic()
+        with self._overview_lock:
+            cached = self._overview_cache
+            if cached is not None and cached[0] == version and now - cached[1] < max_age_s:
+                return cached[2]
+            body = json.dumps(self.overview(), separators=(",", ":"))
+            self._overview_cache = (version, now, body)
+            return body
 
     def models(self) -> dict[str, Any]:
         """Model ids and hashes in use, the device, and which ones have random weights."""

@@ -8,6 +8,7 @@ behind the oldest waiting result is skipped (counted), so memory stays bounded w
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -120,6 +121,7 @@ class Renderer:
         self.skipped = 0
         self.failed = 0
         self.rendered = 0
+        self.cpu_s = 0.0
 
     def offer(self, result: InspectionResult) -> None:
         """Hand a result over without waiting; a full queue drops its oldest entry."""
@@ -164,6 +166,7 @@ class Renderer:
     def render(self, result: InspectionResult) -> None:
         """Render and store one part; a failure is logged and counted, and the next part is tried."""
         v = result.verdict
+        started = time.thread_time()
         try:
             record_id = self.ring.new_id(v.camera)
             record, artifacts = render_part(result, record_id, self.camera_config(v.camera), self.cfg)
@@ -175,3 +178,4 @@ class Renderer:
         self.snapshots.forget(dropped)
         self.snapshots.add(record)
         self.rendered += 1
+        self.cpu_s += time.thread_time() - started
