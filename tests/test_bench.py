@@ -16,7 +16,7 @@ from inspectd.bench.report import format_report, memory_trend, percentiles, summ
 from inspectd.cli.main import main
 from tests.plugins.pipeline import tiny_settings
 
-RATIO_KEYS = ("batching", "complexity_cache", "text_cache", "shared_clip", "reference_mode")
+RATIO_KEYS = ("batching", "complexity_cache", "text_cache", "shared_clip", "reference_mode", "console")
 
 
 def test_percentiles_match_numpy_linear_interpolation():
@@ -95,7 +95,8 @@ def test_bench_runs_every_variant_end_to_end(models_dir, tmp_path):
     json.dumps(report)  # the whole report is JSON as written by --out
 
     assert set(report["variants"]) == {
-        "bare", "daemon", "no_batching", "no_complexity_cache", "no_text_cache", "separate_clip", "reference"
+        "bare", "daemon", "no_batching", "no_complexity_cache", "no_text_cache", "separate_clip", "reference",
+        "console",
     }  # fmt: skip
     for name, v in report["variants"].items():
         assert v["frames"] == 4, name
@@ -135,7 +136,13 @@ def test_bench_runs_every_variant_end_to_end(models_dir, tmp_path):
         100 * (var["daemon"]["ms_per_frame"] - var["bare"]["ms_per_frame"]) / var["bare"]["ms_per_frame"]
     )
     assert d["overhead_pct"] == round(expected, 1)
-    assert set(report["targets"]) == {"daemon_overhead_le_10pct", "batching_ge_1.5x"}
+    assert set(report["targets"]) == {"daemon_overhead_le_10pct", "batching_ge_1.5x", "console_cost_lt_3pct"}
+    viewer = var["console"]["console_viewer"]
+    assert viewer["events"] >= 1 and viewer["images"] >= 1, "a viewer was connected while the console ran"
+    assert "console_viewer" not in var["daemon"]
+    c = ratios["console_cpu"]
+    assert c["console_cpu_ms_per_frame"] == var["console"]["cpu_ms_per_frame"] > 0
+    assert c["daemon_cpu_ms_per_frame"] == var["daemon"]["cpu_ms_per_frame"] > 0
 
     text = format_report(report)
     for name in report["variants"]:

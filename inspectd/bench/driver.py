@@ -161,6 +161,13 @@ def rss_mb() -> float:
         return peak_rss_mb()
 
 
+def process_cpu_s() -> float:
+    """CPU seconds (user + system) this process has used: a cost figure that other processes' load disturbs
+    far less than wall time does."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def peak_rss_mb() -> float:
     """Peak resident set size of this process so far, in MiB (Linux reports KiB)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -285,7 +292,12 @@ def bench_settings(
     }
     data = _merge(
         base.model_dump(mode="json", exclude_none=True),
-        {"models": models, "mqtt": mqtt, "metrics": {"enabled": False}},
+        {
+            "models": models,
+            "mqtt": mqtt,
+            "metrics": {"enabled": False},
+            "console": {"enabled": False, "host": "127.0.0.1", "dir": str(work / "console")},
+        },
     )
     data["cameras"] = cams
     return load_settings(None, **data)
@@ -360,6 +372,14 @@ def run_daemon(
     daemon.start()
     supervisor = threading.Thread(target=daemon.supervise, kwargs={"tick": 0.5}, daemon=True)
     supervisor.start()
+    viewer = None
+    cpu_s: float | None = None
+    if daemon.console is not None:
+        from inspectd.bench.viewer import ConsoleViewer
+
+        viewer = ConsoleViewer(daemon.console.port)
+        if not viewer.connected.wait(10):
+            raise InspectdError(f"the bench's console viewer could not connect to port {daemon.console.port}")
     stop = threading.Event()
     samples: list[dict[str, float]] = []
     sent_counts: dict[str, list[int]] = {name: [0] for name in settings.cameras}
@@ -370,6 +390,7 @@ def run_daemon(
         while time.monotonic() < deadline and not all(s.connected for s in daemon.states.values()):
             time.sleep(0.02)
         t0 = time.time()
+        cpu0 = process_cpu_s()
         pushers = [
             threading.Thread(
                 target=_pusher,
@@ -409,8 +430,10 @@ def run_daemon(
         if duration > 0:
             sent = sum(c[0] for c in sent_counts.values())
             collector.wait_count(sent, max(60.0, 10.0 * len(settings.cameras)))
+        cpu_s = process_cpu_s() - cpu0
     finally:
         stop.set()
+        viewer_counts = viewer.close() if viewer is not None else None
         daemon.stop_event.set()
         supervisor.join(10)
         daemon.shutdown()
@@ -428,9 +451,18 @@ def run_daemon(
         "max_batch_tiles": settings.scheduler.max_batch_tiles,
         "dropped": stats.dropped + stats.overloaded + source_dropped + max(0, sent - len(received)),
         "samples": samples,
+        "cpu_s": cpu_s,
     }
     if cuda:
         out["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    if viewer_counts is not None:
+        out["console_viewer"] = {
+            **asdict(viewer_counts),
+            "parts_rendered": daemon.console.renderer.rendered,
+            "render_cpu_ms_per_part": round(
+                1000.0 * daemon.console.renderer.cpu_s / max(1, daemon.console.renderer.rendered), 2
+            ),
+        }
     return out
 
 

@@ -21,6 +21,7 @@ from inspectd.logs import get_logger
 from inspectd.models.store import ModelStore
 from inspectd.pipeline.inspector import InspectionResult, Inspector
 from inspectd.secrets import register as register_secrets
+from inspectd.service.console import Console, ConsoleLink
 from inspectd.service.metrics import Metrics
 from inspectd.service.scheduler import Scheduler
 from inspectd.service.systemd import Notifier
@@ -32,7 +33,7 @@ from inspectd.sources.triggers import Trigger, TriggerQueue, trigger_from_payloa
 
 log = get_logger("daemon")
 
-RESTART_SECTIONS = ("models", "scheduler", "mqtt", "metrics", "logging")
+RESTART_SECTIONS = ("models", "scheduler", "mqtt", "metrics", "logging", "console")
 # reference: every bank was built with that tiling and must be rebuilt with a new one.
 PIPELINE_RESTART_KEYS = ("max_image_pixels", "reference")
 
@@ -135,6 +136,24 @@ class Daemon:
         self._closing = False
         self._drain_deadline = 0.0
         self._triggers_cut = 0
+        self.reloads = 0
+        self.last_reload_ok = True
+        self._reloaded = threading.Condition()
+        self.console: Console | None = None
+        if settings.console.enabled:
+            self.console = Console(settings.console, list(settings.cameras), self._console_link())
+
+    def _console_link(self) -> ConsoleLink:
+        """What the console may read and ask of this daemon (it holds no reference to the daemon itself)."""
+        return ConsoleLink(
+            settings=lambda: self.settings,
+            queue_depth=self.scheduler.waiting,
+            models=self.store.describe,
+            device=lambda: str(self.store.device),
+            reload=self.request_reload,
+            backbone=self.store.backbone,
+            config_path=self.config_path,
+        )
 
     # ---- start-up ------------------------------------------------------------------------------------------
 
@@ -162,6 +181,8 @@ class Daemon:
             source.use_sequence(SequenceFile(default_state_dir() / "seq" / name))
             self.sources[name] = source
         self.scheduler.start()
+        if self.console is not None:
+            self.console.start()
         if self.settings.mqtt.enabled:
             self.sink = MqttSink(self.settings.mqtt, list(self.settings.cameras), self._on_trigger)
             self.sink.start()
@@ -198,6 +219,8 @@ class Daemon:
     def _deliver(self, result: InspectionResult) -> None:
         v = result.verdict
         cam = self.inspector.camera_config(v.camera)
+        if self.console is not None:
+            self.console.offer(result)
         if self.sink is not None:
             self.sink.publish_verdict(v)
             if cam.heatmap and result.image is not None and v.verdict != "error":
@@ -287,6 +310,8 @@ class Daemon:
                 }
                 payload = st.payload()
             self.metrics.source_connected.labels(name).set(1 if st.connected else 0)
+            if self.console is not None:
+                self.console.camera_state(name, payload)
             if self.sink is not None:
                 self.sink.publish_state(name, payload)
 
@@ -325,15 +350,34 @@ class Daemon:
             self.metrics.frames_dropped.labels(name).inc(dropped - seen["dropped"])
             seen.update(malformed=malformed, dropped=dropped)
 
+    def request_reload(self, timeout: float = 30.0) -> bool:
+        """Reload through the SIGHUP path (the supervision loop) and wait for it; True when it was applied."""
+        with self._reloaded:
+            before = self.reloads
+        self.reload_event.set()
+        with self._reloaded:
+            done = self._reloaded.wait_for(lambda: self.reloads > before, timeout)
+            return done and self.last_reload_ok
+
     def reload(self) -> None:
         """SIGHUP: re-read the config; apply thresholds, prompts and heatmap settings, name what needs a restart."""
+        ok = False
+        try:
+            ok = self._reload()
+        finally:
+            with self._reloaded:
+                self.reloads += 1
+                self.last_reload_ok = ok
+                self._reloaded.notify_all()
+
+    def _reload(self) -> bool:
         self.notifier.reloading()
         try:
             new = load_settings(self.config_path)
         except ConfigError as exc:
             log.error("reload_rejected", error=str(exc))
             self.notifier.ready(self.status_line())
-            return
+            return False
         needs = restart_needed(self.settings, new)
         merged = hot_settings(self.settings, new)
         self.settings = merged
@@ -353,6 +397,7 @@ class Daemon:
             },
         )
         self.notifier.ready(self.status_line())
+        return True
 
     def sources_done(self) -> bool:
         """Every source reached its end (files, folders without loop) and every frame is answered."""
@@ -387,6 +432,8 @@ class Daemon:
             self.expire_triggers()
             self.notifier.status(self.status_line())
             self._update_counters()
+            if self.console is not None:
+                self.console.watch()
             if self.sink is not None:
                 self.metrics.mqtt_connected.set(1 if self.sink.connected else 0)
                 self.metrics.spool_depth.set(self.sink.spool_depth)
@@ -420,6 +467,8 @@ class Daemon:
         drained = finished and sources_stopped and self._triggers_cut == 0
         if self.sink is not None:
             self.sink.stop(timeout=5.0)
+        if self.console is not None:
+            self.console.stop()
         self.metrics.close()
         log.info(
             "stopped",

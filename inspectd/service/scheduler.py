@@ -199,6 +199,12 @@ class Scheduler:
             return True
         return now - self.last_progress < stall_s
 
+    def waiting(self, camera: str) -> int:
+        """Frames of one camera waiting for the device (not yet in flight)."""
+        with self._cv:
+            q = self._cameras.get(camera)
+            return len(q.waiting) if q is not None else 0
+
     def pending(self) -> int:
         """Frames submitted and not yet answered."""
         with self._cv:
