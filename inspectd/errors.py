@@ -27,3 +27,7 @@ class SourceError(InspectdError):
 
 class MessageError(InspectdError):
     """A ZeroMQ message is malformed; it is counted and dropped."""
+
+
+class InferenceUnavailable(InspectdError):
+    """The inference server (models.backend = triton) did not answer within models.triton_deadline_s."""

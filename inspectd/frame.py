@@ -14,7 +14,14 @@ from inspectd import __version__
 
 VerdictKind = Literal["pass", "fail", "error"]
 ErrorReason = Literal[
-    "no_foreground", "overloaded", "source_fault", "decode_error", "image_too_large", "internal", "shutdown"
+    "no_foreground",
+    "overloaded",
+    "source_fault",
+    "decode_error",
+    "image_too_large",
+    "internal",
+    "shutdown",
+    "inference_unavailable",
 ]
 
 

@@ -17,11 +17,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from inspectd.config import SchedulerConfig
+from inspectd.errors import InferenceUnavailable
 from inspectd.frame import Frame
 from inspectd.logs import get_logger
 from inspectd.pipeline.inspector import FramePlan, InspectionResult, Inspector
 
 log = get_logger("scheduler")
+
+
+def failure_reason(exc: Exception) -> str:
+    """The verdict reason for a fault: the inference server out of reach, or an internal fault."""
+    return "inference_unavailable" if isinstance(exc, InferenceUnavailable) else "internal"
+
 
 Deliver = Callable[[InspectionResult], None]
 
@@ -258,10 +265,13 @@ class Scheduler:
                 insp.measure_complexity(plan)
             ticket.reference = insp.score_reference(plan)
         except Exception as exc:  # a fault in one frame must not stop the line
-            log.exception("frame_failed", camera=ticket.camera, seq=ticket.frame.seq)
+            if isinstance(exc, InferenceUnavailable):
+                log.error("frame_failed", camera=ticket.camera, seq=ticket.frame.seq, error=str(exc))
+            else:
+                log.exception("frame_failed", camera=ticket.camera, seq=ticket.frame.seq)
             plan = ticket.plan or FramePlan(frame=ticket.frame, camera=insp.camera_config(ticket.camera))
             ticket.plan = plan
-            insp.fail(plan, "internal", f"{type(exc).__name__}: {exc}")
+            insp.fail(plan, failure_reason(exc), f"{type(exc).__name__}: {exc}")
         if plan.done is not None or plan.camera.mode == "reference":
             self._pool.submit(self._finish, ticket, None)
         else:
@@ -296,9 +306,12 @@ class Scheduler:
         try:
             outputs = self.inspector.score_tiles([t.plan for t in batch], self.cfg.max_batch_tiles)
         except Exception as exc:
-            log.exception("batch_failed", tiles=n, frames=len(batch))
+            if isinstance(exc, InferenceUnavailable):
+                log.error("batch_failed", tiles=n, frames=len(batch), error=str(exc))
+            else:
+                log.exception("batch_failed", tiles=n, frames=len(batch))
             for t in batch:
-                self.inspector.fail(t.plan, "internal", f"{type(exc).__name__}: {exc}")
+                self.inspector.fail(t.plan, failure_reason(exc), f"{type(exc).__name__}: {exc}")
             outputs = [None] * len(batch)
         for t, out in zip(batch, outputs, strict=True):
             self._pool.submit(self._finish, t, out)
