@@ -84,7 +84,7 @@ class TritonConnection:
             client = self._local.client = self._grpc.InferenceServerClient(self.url)
         return client
 
-    def _set_state(self, state: str, **context: Any) -> None:
+    def set_state(self, state: str, **context: Any) -> None:
         with self._lock:
             old, self.state = self.state, state
             if state != "ready" and old == "ready":
@@ -122,16 +122,16 @@ class TritonConnection:
                 if status not in RETRYABLE:
                     raise InferenceError(f"Triton at {self.url} refused {model}: {last}") from exc
             else:
-                self._set_state("ready")
+                self.set_state("ready")
                 return {name: result.as_numpy(name) for name in outputs}
             if time.monotonic() >= deadline:
-                self._set_state("unavailable", model=model, error=last)
+                self.set_state("unavailable", model=model, error=last)
                 raise InferenceUnavailable(
                     f"the inference server at {self.url} did not answer {model} within "
                     f"models.triton_deadline_s={self.deadline_s:g} s ({attempt} attempts; last: {last}); "
                     "check that `inspectd serve` runs there"
                 )
-            self._set_state("reconnecting", model=model, error=last)
+            self.set_state("reconnecting", model=model, error=last)
             fresh = True
             time.sleep(min(0.5 * attempt, 2.0, max(0.0, deadline - time.monotonic())))
 
@@ -162,7 +162,7 @@ class TritonConnection:
         end = time.monotonic() + timeout_s
         while True:
             if self.ready():
-                self._set_state("ready")
+                self.set_state("ready")
                 return True
             if time.monotonic() >= end:
                 return False
@@ -175,9 +175,9 @@ class TritonConnection:
             while not self._stop.wait(interval_s):
                 if self.ready():
                     if self.state != "ready":
-                        self._set_state("ready")
+                        self.set_state("ready")
                 elif self.state == "ready":
-                    self._set_state("reconnecting")
+                    self.set_state("reconnecting")
 
         self._prober = threading.Thread(target=probe, name="triton-probe", daemon=True)
         self._prober.start()
@@ -410,7 +410,9 @@ class TritonStore(ModelStore):
     def connect(self, wait_s: float) -> bool:
         """Wait up to ``wait_s`` for the server and read its description; start the readiness probe."""
         ok = self.conn.wait_ready(wait_s)
-        if ok:
+        if not ok:
+            self.conn.set_state("unavailable", error="no answer to readiness checks")
+        else:
             try:
                 info = self.conn.info()
                 log.info("inference_server_ready", url=self.conn.url, models=info.get("models", {}))

@@ -151,6 +151,19 @@ class ServedModels:
         return [{"info": np.array([text], dtype=np.object_)} for _ in requests]
 
 
+def _contiguous(fn: Callable) -> Callable:
+    """PyTriton copies outputs through shared memory, which takes C-contiguous arrays only."""
+
+    def as_contiguous(result: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {k: np.ascontiguousarray(v) for k, v in result.items()}
+
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        out = fn(*args, **kwargs)
+        return [as_contiguous(r) for r in out] if isinstance(out, list) else as_contiguous(out)
+
+    return wrapped
+
+
 def _batcher(cfg: ServeConfig) -> Any:
     from pytriton.model_config import DynamicBatcher
 
@@ -172,6 +185,7 @@ def bind_models(triton: Any, served: ServedModels) -> list[str]:
     names: list[str] = []
 
     def add(name: str, fn: Callable, inputs: list, outputs: list, config: Any, batching: bool = True) -> None:
+        fn = _contiguous(fn)
         funcs = [batch(fn) if batching else fn for _ in range(cfg.instances)]
         triton.bind(
             model_name=name, infer_func=funcs, inputs=inputs, outputs=outputs, config=config, strict=True
@@ -246,7 +260,7 @@ def triton_config(cfg: ServeConfig, log_file: Path | None = None) -> Any:
 def serve(settings: Settings, stop: threading.Event, on_ready: Callable[[list[str]], None]) -> None:
     """Load the networks, start Triton with them and block until ``stop`` is set."""
     try:
-        from pytriton.triton import Triton
+        from pytriton.triton import Triton, TritonSecurityConfig
     except ImportError as exc:
         raise ConfigError(
             "`inspectd serve` needs PyTriton: pip install 'inspectd[serve]' (see README, Scaling out)"
@@ -259,7 +273,12 @@ def serve(settings: Settings, stop: threading.Event, on_ready: Callable[[list[st
     log.info(
         "triton_starting", host=cfg.host, grpc_port=cfg.grpc_port, http_port=cfg.http_port, models=cfg.models
     )
-    with Triton(config=triton_config(cfg)) as triton:
+    # PyTriton guards its admin endpoints with a token; statistics stay open: they are how a plant (and
+    # `inspectd bench`) sees the batches Triton forms
+    security = TritonSecurityConfig(
+        restricted_endpoints=["shared-memory", "model-repository", "trace", "logging"]
+    )
+    with Triton(config=triton_config(cfg), security_config=security) as triton:
         names = bind_models(triton, served)
         triton.run()
         log.info(
