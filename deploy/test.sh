@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install everything the test suite needs (Python deps, Mosquitto, IS-Net from npm) and run lint + tests.
+# Install everything the test suite needs (Python deps, the Triton serve venv, Mosquitto, IS-Net from npm) and run
+# lint + tests.
 # Extra arguments go to pytest, e.g. `bash deploy/test.sh -k mqtt`.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -13,6 +14,9 @@ if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
 fi
 command -v npm >/dev/null || die "npm not found; the IS-Net tests install the real model from npm (apt-get install -y npm)"
 bash deploy/bootstrap.sh dev
+# `inspectd serve` (tests/test_triton.py starts it) runs from its own venv: PyTriton pins numpy<2
+bash deploy/bootstrap.sh serve
+export INSPECTD_SERVE_PYTHON="$PWD/.venv-serve/bin/python"
 echo "==> ruff"
 .venv/bin/ruff check inspectd tests
 .venv/bin/ruff format --check inspectd tests
