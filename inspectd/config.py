@@ -81,7 +81,10 @@ class ModelsConfig(Section):
         "127.0.0.1:8001", description="host:port of the Triton server's gRPC endpoint (backend = triton)"
     )
     triton_timeout_s: float = Field(
-        10.0, gt=0, description="one request to the Triton server gives up after this long and is retried"
+        10.0,
+        gt=0,
+        description="a request the Triton server does not answer within this long (slow or overloaded) is not "
+        "resent: its part is answered error/inference_unavailable",
     )
     triton_deadline_s: float = Field(
         30.0,

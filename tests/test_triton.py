@@ -198,6 +198,7 @@ cache_dir = "{cache}"
 backend = "triton"
 triton_url = "{url}"
 triton_deadline_s = 300
+triton_timeout_s = 300
 
 [mqtt]
 host = "{broker.host}"

@@ -2,9 +2,10 @@
 
 ``TritonStore`` is a ModelStore whose networks are stand-ins with the same methods the pipeline calls; the
 preprocessing that needs no network (resizing, tiling, prompts, fusion) stays here. Every call retries,
-with a fresh connection, for ``models.triton_deadline_s`` while the server is unreachable (a restart), each
-attempt bounded by ``models.triton_timeout_s``; after that its part gets ``error``/``inference_unavailable``,
-and later calls fail at once until the server answers again.
+with a fresh connection, for ``models.triton_deadline_s`` while the server is unreachable (a restart); after
+that its part gets ``error``/``inference_unavailable``, and later calls fail at once until the server answers
+again. A request the server does not answer within ``models.triton_timeout_s`` (a slow or overloaded server)
+is not resent: its part gets ``inference_unavailable`` at once.
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ from inspectd.serving import protocol
 
 log = get_logger("serving.client")
 
-# gRPC statuses that mean "the server is not (yet) there", as opposed to a request it refused
+# gRPC statuses that mean "the server is not (yet) there", as opposed to a request it refused; a request that
+# timed out is not sent again (the server may still be working on it: resending would pile work on a slow server)
+TIMED_OUT = "StatusCode.DEADLINE_EXCEEDED"
 RETRYABLE = {
     "StatusCode.UNAVAILABLE",
-    "StatusCode.DEADLINE_EXCEEDED",
     "StatusCode.CANCELLED",
     "StatusCode.NOT_FOUND",
     "StatusCode.UNKNOWN",
@@ -119,6 +121,13 @@ class TritonConnection:
             except InferenceServerException as exc:
                 status = str(exc.status())
                 last = f"{status}: {exc.message()}"
+                if status == TIMED_OUT:
+                    log.warning("inference_timeout", url=self.url, model=model, timeout_s=self.timeout_s)
+                    raise InferenceUnavailable(
+                        f"the inference server at {self.url} did not answer {model} within "
+                        f"models.triton_timeout_s={self.timeout_s:g} s ({last}); it is overloaded or too slow "
+                        "for this timeout"
+                    ) from exc
                 if status not in RETRYABLE:
                     raise InferenceError(f"Triton at {self.url} refused {model}: {last}") from exc
             else:
