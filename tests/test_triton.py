@@ -158,7 +158,7 @@ def test_server_restart_mid_stream_every_part_answered_nothing_lost(served, mode
 
 
 def test_slow_server_request_timeouts_answer_every_part(served, models_dir, mosquitto, tmp_path):
-    # each request waits max_queue_delay_ms = 300 in Triton's queue: longer than this daemon's timeout
+    # each request waits max_queue_delay_ms = 1000 in Triton's queue: longer than this daemon's timeout
     port = free_port()
     settings = daemon_settings(
         models_dir,

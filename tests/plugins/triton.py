@@ -36,7 +36,7 @@ http_port = {http}
 metrics_port = {metrics}
 max_batch_size = 16
 preferred_batch_sizes = [2, 4]
-max_queue_delay_ms = 300
+max_queue_delay_ms = 1000
 """
 
 
