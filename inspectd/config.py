@@ -95,6 +95,26 @@ class ModelsConfig(Section):
         "(stage 2: 8 px, stage 4: 16 px)",
     )
     warmup: bool = Field(True, description="run each network once at start so the first part is not slow")
+    backend: Literal["local", "triton"] = Field(
+        "local",
+        description="local: this process loads and runs the networks; triton: it loads none and sends every "
+        "network call to the Triton server at models.triton_url (started with `inspectd serve`)",
+    )
+    triton_url: str = Field(
+        "127.0.0.1:8001", description="host:port of the Triton server's gRPC endpoint (backend = triton)"
+    )
+    triton_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="a request the Triton server does not answer within this long (slow or overloaded) is not "
+        "resent: its part is answered error/inference_unavailable",
+    )
+    triton_deadline_s: float = Field(
+        30.0,
+        gt=0,
+        description="a network call retries (reconnecting) for this long while the Triton server is unreachable; "
+        "then its part is answered error/inference_unavailable",
+    )
 
 
 class TilingConfig(Section):
@@ -181,6 +201,33 @@ class PipelineConfig(Section):
         4096, ge=16, description="patch features kept per camera in reference mode"
     )
     reference: ReferenceConfig = Field(default_factory=ReferenceConfig, description=ReferenceConfig.__doc__)
+
+
+class ServeConfig(Section):
+    """`inspectd serve`: the Triton server that runs the networks for many daemons (models.backend = triton)."""
+
+    host: str = Field("127.0.0.1", description="address the gRPC, HTTP and metrics endpoints bind to")
+    grpc_port: int = Field(
+        8001, ge=1, le=65535, description="gRPC endpoint the daemons' models.triton_url names"
+    )
+    http_port: int = Field(8000, ge=1, le=65535, description="HTTP endpoint (health: /v2/health/ready)")
+    metrics_port: int = Field(8002, ge=1, le=65535, description="Prometheus metrics of the Triton server")
+    models: list[Literal["isnet", "tiles", "sam", "backbone"]] = Field(
+        default_factory=lambda: ["isnet", "tiles", "sam", "backbone"],
+        min_length=1,
+        description="which networks to serve: IS-Net, the CLIPSeg/CLIP tile pass (with its text encoders), "
+        "SAM, the reference backbone",
+    )
+    max_batch_size: int = Field(64, ge=1, description="largest batch Triton forms for one model execution")
+    preferred_batch_sizes: list[int] = Field(
+        default_factory=lambda: [8, 16, 32],
+        description="batch sizes Triton's dynamic batcher aims for before max_queue_delay_ms runs out",
+    )
+    max_queue_delay_ms: float = Field(
+        5.0, ge=0.0, description="how long a request may wait in Triton's queue for others to batch with"
+    )
+    instances: int = Field(1, ge=1, description="model instances per network (parallel executions)")
+    startup_timeout_s: float = Field(300.0, gt=0, description="time allowed for Triton to load the models")
 
 
 class SchedulerConfig(Section):
@@ -494,6 +541,7 @@ class Settings(BaseSettings):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description=MetricsConfig.__doc__)
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description=LoggingConfig.__doc__)
     console: ConsoleConfig = Field(default_factory=ConsoleConfig, description=ConsoleConfig.__doc__)
+    serve: ServeConfig = Field(default_factory=ServeConfig, description=ServeConfig.__doc__)
     cameras: dict[str, CameraConfig] = Field(
         default_factory=dict, description="one [cameras.NAME] table per camera; NAME appears in the topics"
     )

@@ -11,6 +11,7 @@ pytest_plugins: list[str] = [
     "tests.plugins.tiny_models",
     "tests.plugins.pipeline",
     "tests.plugins.console",
+    "tests.plugins.triton",
 ]
 
 

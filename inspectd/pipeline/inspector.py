@@ -18,12 +18,12 @@ import numpy as np
 import torch
 
 from inspectd.config import CameraConfig, Settings
-from inspectd.errors import ConfigError, ErrorReason, ImageError
+from inspectd.errors import ConfigError, ErrorReason, ImageError, InferenceUnavailable
 from inspectd.frame import Defect, Frame, Verdict
 from inspectd.logs import get_logger
 from inspectd.method.complexity import complexity_for, complexity_from_masks
 from inspectd.method.foreground import Component, binarize, split_components
-from inspectd.method.fusion import component_labels, component_scores, harmonic_mean, stitch
+from inspectd.method.fusion import component_labels, component_scores, stitch
 from inspectd.method.patchcore import fuse_maps
 from inspectd.method.prompts import anomaly_probability, class_embeddings, compositional_prompts
 from inspectd.method.tiling import Tile, TilingParams, limit_frame_tiles, plan_tiles
@@ -33,9 +33,11 @@ from inspectd.models.store import ModelStore
 log = get_logger("inspector")
 
 
-def _numpy(tensor: torch.Tensor) -> np.ndarray:
-    """A network output as float32 numpy on the CPU, for the method's array code."""
-    return tensor.detach().float().cpu().numpy()
+def _numpy(values: torch.Tensor | np.ndarray) -> np.ndarray:
+    """A network output (a tensor on any device, or an array from the inference server) as float32 numpy."""
+    if isinstance(values, torch.Tensor):
+        return values.detach().float().cpu().numpy()
+    return np.asarray(values, np.float32)
 
 
 @dataclass
@@ -315,27 +317,26 @@ class Inspector:
         maps = [np.zeros((n, 1, 1), np.float32) for n in counts]
         scores = [np.zeros(n, np.float32) for n in counts]
         if total:
-            clipseg = self.store.clipseg()
+            tile_pass = self.store.tile_pass()
             scorer = self.store.clip()
-            separate = bool(self.settings.models.clip)
-            which = "clip" if separate else "clipseg"
+            which = "clip" if self.settings.models.clip else "clipseg"
             owner = np.repeat(np.arange(len(plans)), counts)
             local = np.concatenate([np.arange(n) for n in counts])
             pixels = np.concatenate([p.tile_pixels for p in plans if len(p.tiles)], axis=0)
             size = pixels.shape[1]
             maps = [np.zeros((n, size, size), np.float32) for n in counts]
+            conds = [
+                self.store.text_features("clipseg", p.camera.prompts(self.settings.pipeline)) for p in plans
+            ]
             step = max_batch or total
             for lo in range(0, total, step):
                 chunk = slice(lo, min(total, lo + step))
-                feats = clipseg.encode_tiles(pixels[chunk])
-                embeds = scorer.encode_images(pixels[chunk]) if separate else feats.image_embeds
+                fused, embeds = tile_pass.run(pixels[chunk], conds, owner[chunk])
                 for i in np.unique(owner[chunk]):
                     sel = np.flatnonzero(owner[chunk] == i)
                     cam = plans[i].camera
-                    cond = self.store.text_features("clipseg", cam.prompts(self.settings.pipeline))
-                    per_prompt = clipseg.decode(feats, cond, index=sel)
                     dest = local[chunk][sel]
-                    maps[i][dest] = harmonic_mean(per_prompt, axis=1)
+                    maps[i][dest] = fused[sel]
                     scores[i][dest] = anomaly_probability(
                         _numpy(embeds[sel]), self._class_embeddings(which, cam), scorer.logit_scale
                     )
@@ -514,6 +515,9 @@ class Inspector:
             return self.finish(plan, outputs, reference)
         except (ConfigError, ImageError):
             raise
+        except InferenceUnavailable as exc:
+            log.error("inspection_failed", camera=frame.camera, seq=frame.seq, error=str(exc))
+            return self.fail(plan, exc.reason, str(exc))
         except Exception as exc:
             log.exception("inspection_failed", camera=frame.camera, seq=frame.seq, part_id=frame.part_id)
             return self.fail(plan, ErrorReason.INTERNAL, f"{type(exc).__name__}: {exc}")

@@ -25,6 +25,7 @@ from inspectd.service.console import Console, ConsoleLink
 from inspectd.service.metrics import Metrics
 from inspectd.service.scheduler import Scheduler
 from inspectd.service.systemd import Notifier
+from inspectd.serving.client import TritonStore, make_store
 from inspectd.sinks.mqtt import MqttSink
 from inspectd.sources.base import FrameSource
 from inspectd.sources.runner import make_source, no_frame, run_source
@@ -111,7 +112,7 @@ class Daemon:
         register_secrets(*settings.secret_values())
         self.config_path = config_path
         self.notifier = notifier or Notifier()
-        self.store = store or ModelStore(settings.models, settings.pipeline)
+        self.store = store or make_store(settings.models, settings.pipeline)
         self.metrics = Metrics()
         self.stop_event = threading.Event()
         self.reload_event = threading.Event()
@@ -157,8 +158,38 @@ class Daemon:
 
     # ---- start-up ------------------------------------------------------------------------------------------
 
+    def inference_state(self) -> str | None:
+        """Reachability of the inference server (models.backend = triton), else None."""
+        return self.store.state if isinstance(self.store, TritonStore) else None
+
+    def _connect_server(self, store: TritonStore) -> None:
+        """Wait (up to models.triton_deadline_s) for the inference server; run on without it if it stays away."""
+        url = self.settings.models.triton_url
+        self.notifier.status(f"waiting for the inference server at {url}")
+        log.info("waiting_for_inference_server", url=url, deadline_s=self.settings.models.triton_deadline_s)
+        store.conn.listeners.append(self._on_inference_state)
+        if not store.connect(self.settings.models.triton_deadline_s):
+            log.error(
+                "inference_server_unreachable",
+                url=url,
+                detail="starting anyway: parts are answered error/inference_unavailable until it answers",
+                fix="start `inspectd serve` there, or check models.triton_url",
+            )
+
+    def _on_inference_state(self, state: str) -> None:
+        self.metrics.inference_ready.set(1 if state == "ready" else 0)
+        with self._lock:
+            payloads = {name: st.payload() for name, st in self.states.items()}
+        if self.sink is not None:
+            for name, payload in payloads.items():
+                self.sink.publish_state(name, {**payload, "inference": state})
+        self.notifier.status(self.status_line())
+
     def load_models(self) -> None:
         """Load and warm every network the configured cameras need, before READY=1."""
+        if isinstance(self.store, TritonStore):
+            self._connect_server(self.store)
+            return
         self.notifier.status("loading models")
         modes = {c.mode for c in self.settings.cameras.values()} or {"zero-shot"}
         self.store.isnet()
@@ -309,6 +340,8 @@ class Daemon:
                     if k not in ("state", "fps", "camera", "connected", "verdicts")
                 }
                 payload = st.payload()
+            if self.inference_state() is not None:
+                payload["inference"] = self.inference_state()
             self.metrics.source_connected.labels(name).set(1 if st.connected else 0)
             if self.console is not None:
                 self.console.camera_state(name, payload)
@@ -334,9 +367,11 @@ class Daemon:
         fps = sum(s.fps for s in self.states.values())
         mqtt = "off" if self.sink is None else ("connected" if self.sink.connected else "DISCONNECTED")
         spool = self.sink.spool_depth if self.sink is not None else 0
+        inference = self.inference_state()
+        server = "" if inference is None else f", inference server {inference.upper()}"
         return (
             f"cameras {up}/{len(self.states)} connected, {fps:.1f} fps in, {self.verdicts} verdicts, "
-            f"queue {self.scheduler.pending()}, mqtt {mqtt}, spool {spool}"
+            f"queue {self.scheduler.pending()}, mqtt {mqtt}, spool {spool}{server}"
         )
 
     def _update_counters(self) -> None:
@@ -470,6 +505,8 @@ class Daemon:
         if self.console is not None:
             self.console.stop()
         self.metrics.close()
+        if isinstance(self.store, TritonStore):
+            self.store.close()
         log.info(
             "stopped",
             drained=drained,
