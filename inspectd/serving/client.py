@@ -163,11 +163,11 @@ class TritonConnection:
             return self._info
 
     def ready(self) -> bool:
-        """Whether the server says it is ready (one short request, never raises)."""
+        """Whether the server's networks are loaded: its description model, loaded last, is ready (never raises)."""
         from tritonclient.utils import InferenceServerException
 
         try:
-            return bool(self._client().is_server_ready(client_timeout=min(self.timeout_s, 2.0)))
+            return bool(self._client().is_model_ready(protocol.INFO, client_timeout=min(self.timeout_s, 2.0)))
         except InferenceServerException:
             self._client(fresh=True)
             return False
