@@ -24,4 +24,4 @@ chown -R inspectd:inspectd /var/lib/inspectd
 install -m 0644 "$DEST/systemd/inspectd-serve.service" /etc/systemd/system/inspectd-serve.service
 systemctl daemon-reload
 systemctl enable --now inspectd-serve
-echo "installed. Watch: journalctl -u inspectd-serve -f ; curl -s localhost:8000/v2/health/ready -w '%{http_code}\n'"
+echo "installed. Watch: journalctl -u inspectd-serve -f ; curl -s localhost:8000/v2/models/inspectd_info/ready -w '%{http_code}\n'"

@@ -210,7 +210,12 @@ class ServeConfig(Section):
     grpc_port: int = Field(
         8001, ge=1, le=65535, description="gRPC endpoint the daemons' models.triton_url names"
     )
-    http_port: int = Field(8000, ge=1, le=65535, description="HTTP endpoint (health: /v2/health/ready)")
+    http_port: int = Field(
+        8000,
+        ge=1,
+        le=65535,
+        description="HTTP endpoint (ready once every network is: /v2/models/inspectd_info/ready)",
+    )
     metrics_port: int = Field(8002, ge=1, le=65535, description="Prometheus metrics of the Triton server")
     models: list[Literal["isnet", "tiles", "sam", "backbone"]] = Field(
         default_factory=lambda: ["isnet", "tiles", "sam", "backbone"],

@@ -71,6 +71,7 @@ class TritonConnection:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._info: dict[str, Any] | None = None
+        self._stale = True
         self._stop = threading.Event()
         self._prober: threading.Thread | None = None
 
@@ -89,7 +90,7 @@ class TritonConnection:
         with self._lock:
             old, self.state = self.state, state
             if state != "ready" and old == "ready":
-                self._info = None  # a restarted server may hold other weights: describe it again
+                self._stale = True  # a restarted server may hold other weights: describe it again
         if old != state:
             level = log.info if state == "ready" else log.warning
             level("inference_server_state", url=self.url, state=state, previous=old, **context)
@@ -146,21 +147,26 @@ class TritonConnection:
     def info(self) -> dict[str, Any]:
         """The server's description of its networks (model ids, sizes), fetched once per connection."""
         with self._lock:
-            cached = self._info
-        if cached is not None:
+            cached, stale = self._info, self._stale
+        if cached is not None and not stale:
             return cached
         out = self.infer(protocol.INFO, {"request": np.zeros(1, np.int32)}, ["info"])
         info = json.loads(bytes(out["info"].reshape(-1)[0]).decode("utf-8"))
         with self._lock:
-            self._info = info
+            self._info, self._stale = info, False
         return info
 
+    def last_info(self) -> dict[str, Any] | None:
+        """The latest description read, even if the server has gone away since (never waits)."""
+        with self._lock:
+            return self._info
+
     def ready(self) -> bool:
-        """Whether the server says it is ready (one short request, never raises)."""
+        """Whether the server's networks are loaded: its description model, loaded last, is ready (never raises)."""
         from tritonclient.utils import InferenceServerException
 
         try:
-            return bool(self._client().is_server_ready(client_timeout=min(self.timeout_s, 2.0)))
+            return bool(self._client().is_model_ready(protocol.INFO, client_timeout=min(self.timeout_s, 2.0)))
         except InferenceServerException:
             self._client(fresh=True)
             return False
@@ -411,13 +417,14 @@ class TritonStore(ModelStore):
         return RemoteTilePass(self.conn, int(self.conn.info().get("max_batch_size", 64)))
 
     def describe(self) -> dict[str, str]:
-        """Model ids as the server reports them (empty while it is unreachable)."""
-        if self.conn.state == "unavailable":
-            return {}
-        try:
-            models = self.conn.info().get("models", {})
-        except InferenceUnavailable:
-            return {}
+        """Model ids as the server last reported them (a verdict never waits for the server to say)."""
+        info = self.conn.last_info()
+        if info is None and self.conn.state == "ready":
+            try:
+                info = self.conn.info()
+            except InferenceUnavailable:
+                info = None
+        models = (info or {}).get("models", {})
         return {name: models[name] for name in sorted(self._used) if name in models}
 
     def warmup(self) -> None:

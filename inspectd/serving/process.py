@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from inspectd.errors import ConfigError
+from inspectd.serving import protocol
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVE_VENV = REPO_ROOT / ".venv-serve"
@@ -71,9 +72,10 @@ class ServeProcess:
         )
 
     def ready(self) -> bool:
-        """Triton's /v2/health/ready answers 200 (every model loaded)."""
+        """The description model, loaded after every network, is ready (the server alone is ready earlier)."""
+        url = f"http://127.0.0.1:{self.http_port}/v2/models/{protocol.INFO}/ready"
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/v2/health/ready", timeout=2) as r:
+            with urllib.request.urlopen(url, timeout=2) as r:
                 return r.status == 200
         except (urllib.error.URLError, OSError):
             return False

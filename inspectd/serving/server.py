@@ -198,14 +198,6 @@ def bind_models(triton: Any, served: ServedModels) -> list[str]:
         return Tensor(name=name, dtype=dtype, shape=shape)
 
     wanted = set(cfg.models)
-    add(
-        protocol.INFO,
-        served.infer_info,
-        [t("request", np.int32, 1)],
-        [t("info", np.bytes_, 1)],
-        single,
-        False,
-    )
     if "isnet" in wanted:
         s = served.store.isnet().input_size
         image, prob = t("image", np.uint8, s, s, 3), t("prob", np.float32, s, s)
@@ -225,6 +217,15 @@ def bind_models(triton: Any, served: ServedModels) -> list[str]:
         # tiles of one size per request (pipeline.reference.tile); the batcher joins requests of equal shape
         image, features = t("image", np.uint8, -1, -1, 3), t("features", np.float32, -1, -1, -1)
         add(protocol.BACKBONE, served.infer_backbone, [image], [features], batched)
+    # bound (and so loaded) last: once it is ready every network is, which is what clients wait for
+    add(
+        protocol.INFO,
+        served.infer_info,
+        [t("request", np.int32, 1)],
+        [t("info", np.bytes_, 1)],
+        single,
+        False,
+    )
     return names
 
 
