@@ -21,7 +21,6 @@ from inspectd.bench.samples import make_part
 from inspectd.bench.subscriber import Subscriber
 from inspectd.frame import Frame
 from inspectd.pipeline.inspector import Inspector
-from inspectd.pipeline.reference import build_bank
 from inspectd.service.daemon import Daemon
 from inspectd.serving.client import TritonStore
 from inspectd.serving.process import batch_statistics
@@ -99,7 +98,6 @@ def test_triton_scores_and_maps_match_local(served, store, models_dir, tmp_path)
     ]
     good = [make_part(256, 192, None, seed=s).image for s in (10, 11)]
     bank = tmp_path / "bank"
-    build_bank(store.backbone(), good, [None, None], coreset=256).save(bank)
     cameras = {
         "zs": {"pixel_threshold": 0.5},
         "comb": {"mode": "combined", "reference_dir": str(bank), "pixel_threshold": 0.5},
@@ -110,6 +108,7 @@ def test_triton_scores_and_maps_match_local(served, store, models_dir, tmp_path)
     )
     remote_store = TritonStore(remote_settings.models, remote_settings.pipeline)
     local, remote = Inspector(local_settings, store), Inspector(remote_settings, remote_store)
+    local.build_reference("comb", good).save(bank)  # the bank is read when a combined frame first needs it
     for camera in cameras:
         for seq, image in enumerate(images):
             a = local.inspect(Frame(camera, seq, image))
