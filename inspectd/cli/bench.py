@@ -71,13 +71,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
         models=args.models,
         models_origin=origin,
     )
-    report = run_bench(base, models_dir, opts, args.device, say)
+    if args.daemons:
+        from inspectd.bench.scaleout import format_scaleout, run_scaleout
+
+        report = run_scaleout(base, models_dir, opts, args.daemons, args.device, say)
+        text = format_scaleout(report)
+    else:
+        report = run_bench(base, models_dir, opts, args.device, say)
+        text = format_report(report)
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=2) + "\n")
         say(f"wrote {out}")
-    print(format_report(report))
+    print(text)
     return 0
 
 
@@ -117,6 +124,14 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         "--duration", type=float, default=0.0, metavar="S", help="also soak the daemon for S seconds"
     )
     p.add_argument("--timeout", type=float, default=0.0, help="seconds to wait for a variant's verdicts")
+    p.add_argument(
+        "--daemons",
+        type=int,
+        default=0,
+        metavar="N",
+        help="scale-out mode: N daemon processes with --cameras cameras each, all-local networks vs one "
+        "`inspectd serve` (Triton), in one run; reports frames/s, time to verdict and Triton's batch sizes",
+    )
     p.add_argument("--bench-dir", default=str(default_bench_dir()), help="cache of bench models")
     p.add_argument("--out", metavar="FILE", help="write the JSON report here")
     p.set_defaults(func=cmd_bench)

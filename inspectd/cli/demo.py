@@ -1,8 +1,10 @@
 """`inspectd demo`: the main job on embedded defaults, from generated parts, with no camera and no config.
 
-1. writes sample parts and a short clip; 2. inspects the parts (as `inspectd inspect` does);
-3. runs the daemon on the clip through the OpenCV file source, publishing to MQTT (a local Mosquitto is
-started when none answers on localhost:1883), and prints the verdicts as the PLC receives them.
+1. writes sample parts and a short clip; 2. inspects the parts zero-shot (as `inspectd inspect` does);
+3. builds a reference bank from other generated good parts and inspects the same samples in reference mode,
+prints a summary line per mode and writes both heatmaps side by side per sample; 4. runs the daemon on the
+clip through the OpenCV file source, publishing to MQTT (a local Mosquitto is started when none answers on
+localhost:1883), and prints the verdicts as the PLC receives them.
 """
 
 from __future__ import annotations
@@ -83,6 +85,110 @@ def demo_settings(base: Settings, clip: Path, host: str, port: int, mqtt: bool, 
     return load_settings(None, **data)
 
 
+REFERENCE_CAMERA = "demo-reference"
+REFERENCE_PARTS = 4
+
+
+def mode_summary(mode: str, records: dict[str, dict]) -> str:
+    """One line per mode: defective samples caught (fail) and good ones passed, from the sample names
+    (``part_NNN_good``, ``part_NNN_scratch``...) and their verdict records."""
+    good = [r for name, r in records.items() if name.endswith("_good")]
+    bad = [r for name, r in records.items() if not name.endswith("_good")]
+    caught = sum(r["verdict"] == "fail" for r in bad)
+    passed = sum(r["verdict"] == "pass" for r in good)
+    errors = sum(r["verdict"] == "error" for r in records.values())
+    line = f"{mode:>10}: caught {caught} of {len(bad)} defective, passed {passed} of {len(good)} good"
+    return line + (f", {errors} error" if errors else "")
+
+
+def side_by_side(names: list[str], folders: dict[str, Path], out: Path) -> list[Path]:
+    """One PNG per sample: each mode's heatmap next to the other, titled with the mode and its verdict."""
+    import cv2
+    import numpy as np
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in names:
+        panels = []
+        for mode, folder in folders.items():
+            record = json.loads((folder / f"{name}.json").read_text())
+            heat = cv2.imread(record.get("files", {}).get("heatmap", ""))
+            if heat is None:
+                continue
+            label = f"{mode}: {record['verdict']}" + (
+                f" {record['score']:.2f}" if record.get("score") is not None else ""
+            )
+            bar = np.full((28, heat.shape[1], 3), 255, np.uint8)
+            cv2.putText(bar, label, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
+            panels.append(np.concatenate([bar, heat]))
+        if not panels:
+            continue
+        height = max(p.shape[0] for p in panels)
+        panels = [np.pad(p, ((0, height - p.shape[0]), (0, 8), (0, 0)), constant_values=255) for p in panels]
+        path = out / f"{name}.png"
+        cv2.imwrite(str(path), np.concatenate(panels, axis=1))
+        written.append(path)
+    return written
+
+
+def _records(folder: Path, names: list[str]) -> dict[str, dict]:
+    return {n: json.loads((folder / f"{n}.json").read_text()) for n in names}
+
+
+def demo_reference(settings: Settings, store: Any, out: Path) -> Settings:
+    """Build a bank for the reference camera from freshly generated good parts (not the samples, so no sample
+    is scored against itself) and return settings with that camera pointing at it."""
+    from inspectd.bench.samples import make_part
+    from inspectd.config import load_settings
+    from inspectd.pipeline.inspector import Inspector
+
+    sample = settings.cameras["demo"]
+    data = settings.model_dump(mode="json", exclude_none=True)
+    data["cameras"][REFERENCE_CAMERA] = {"mode": "reference", "object": sample.object}
+    settings = load_settings(None, **data)
+    goods = [make_part(640, 480, None, seed=100 + i).image for i in range(REFERENCE_PARTS)]
+    bank = Inspector(settings, store).build_reference(REFERENCE_CAMERA, goods)
+    bank.meta["sources"] = [f"generated good part, seed {100 + i}" for i in range(REFERENCE_PARTS)]
+    bank.save(out / "reference-bank")
+    data["cameras"][REFERENCE_CAMERA]["reference_dir"] = str(out / "reference-bank")
+    return load_settings(None, **data)
+
+
+def compare_modes(settings: Settings, store: Any, out: Path, samples: list[Path]) -> int:
+    """Inspect the samples in zero-shot and reference mode; a summary line per mode, heatmaps side by side."""
+    from inspectd.cli.inspect import inspect_files
+
+    print(f"== 1/3 zero-shot: {len(samples)} generated parts -> {out / 'inspect'}")
+    status = inspect_files(settings, [str(p) for p in samples], out / "inspect", camera="demo", store=store)
+    print(
+        f"== 2/3 reference: a bank from {REFERENCE_PARTS} other generated good parts, the same "
+        f"{len(samples)} parts -> {out / 'inspect-reference'}"
+    )
+    settings = demo_reference(settings, store, out)
+    status = (
+        inspect_files(
+            settings,
+            [str(p) for p in samples],
+            out / "inspect-reference",
+            camera=REFERENCE_CAMERA,
+            store=store,
+        )
+        or status
+    )
+    names = [p.stem for p in samples]
+    folders = {"zero-shot": out / "inspect", "reference": out / "inspect-reference"}
+    print("summary:")
+    for mode, folder in folders.items():
+        print("  " + mode_summary(mode, _records(folder, names)))
+    if any(v.endswith("+random") for v in store.describe().values()):
+        print(
+            "  (zero-shot ran on random-weight models: its verdicts mean nothing until `inspectd models pull`)"
+        )
+    written = side_by_side(names, folders, out / "compare")
+    print(f"  heatmaps side by side (zero-shot | reference): {out / 'compare'} ({len(written)} images)")
+    return status
+
+
 def _print_verdict(msg: Received) -> None:
     """What a PLC sees, one line per message."""
     if msg.topic.endswith("/status"):
@@ -101,7 +207,6 @@ def run_demo(base: Settings, out: Path, frames: int = 8) -> int:
     from inspectd.bench.broker import INSTALL_HINT, LocalBroker, broker_reachable, find_mosquitto
     from inspectd.bench.samples import write_clip, write_samples
     from inspectd.bench.subscriber import Subscriber
-    from inspectd.cli.inspect import inspect_files
     from inspectd.models.store import ModelStore
     from inspectd.service.daemon import Daemon, run_daemon
 
@@ -110,11 +215,10 @@ def run_demo(base: Settings, out: Path, frames: int = 8) -> int:
     clip = write_clip(out / "clip.avi", frames=frames)
 
     settings = demo_settings(base, clip, base.mqtt.host, base.mqtt.port, True, out / "spool")
-    print(f"== 1/2 inspect: {len(samples)} generated parts -> {out / 'inspect'}")
     store = ModelStore(settings.models, settings.pipeline)
-    status = inspect_files(settings, [str(out / "samples")], out / "inspect", camera=None, store=store)
+    status = compare_modes(settings, store, out, samples)
 
-    print("== 2/2 daemon: the clip through the OpenCV file source -> MQTT")
+    print("== 3/3 daemon: the clip through the OpenCV file source -> MQTT")
     broker = None
     host, port, use_mqtt = base.mqtt.host, base.mqtt.port, True
     if not broker_reachable(host, port):

@@ -26,23 +26,21 @@ def register(subparsers: Any, common: argparse.ArgumentParser | None = None) -> 
     p.add_argument("root", metavar="ROOT")
     p.add_argument("--layout", choices=["mvtec", "visa"], default="mvtec")
     p.add_argument("--classes", nargs="*", help="class folders (default: all under ROOT)")
-    p.add_argument("--mode", choices=["reference", "zero-shot"], default="reference")
+    p.add_argument(
+        "--mode",
+        choices=["reference", "zero-shot", "combined"],
+        default="reference",
+        help="the camera mode every class is inspected with (each class is a fresh camera)",
+    )
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--resolution", type=int, default=256, help="side at which pixel metrics are computed")
     p.add_argument("--bins", type=int, default=4096, help="score histogram bins for pixel metrics")
     p.add_argument("--max-references", type=int, default=16, help="good images per class for reference mode")
-    p.add_argument("--input-size", type=int, default=320, help="backbone input side (reference mode)")
-    p.add_argument("--coreset", type=int, help="memory bank rows (default: pipeline.reference_coreset)")
-    p.add_argument(
-        "--foreground",
-        choices=["isnet", "none"],
-        default="isnet",
-        help="restrict reference maps to the IS-Net foreground (default) or use whole images",
-    )
     p.add_argument(
         "--camera",
         default="eval",
-        help="zero-shot mode: use this configured camera's mode, prompts and object",
+        help="inspect as this configured camera (foreground, roi, prompts, object, thresholds); "
+        "a name not in the config gets the defaults every new camera gets",
     )
     p.add_argument("--figures", type=int, default=2, help="figures per kind (best/worst) per class")
     p.add_argument("--no-progress", action="store_true")
@@ -65,7 +63,6 @@ def register(subparsers: Any, common: argparse.ArgumentParser | None = None) -> 
         help="where to store the bank (default: cameras.CAMERA.reference_dir "
         "or <state dir>/reference/CAMERA)",
     )
-    p.add_argument("--no-foreground", action="store_true", help="use whole images, not the IS-Net foreground")
     p.set_defaults(func=cmd_reference_add)
     p = rsub.add_parser("show", parents=parents, help="describe CAMERA's memory bank")
     p.add_argument("camera", metavar="CAMERA")
@@ -85,16 +82,6 @@ def register(subparsers: Any, common: argparse.ArgumentParser | None = None) -> 
     p.set_defaults(func=cmd_calibrate)
 
 
-def _foreground_fn(store):
-    """IS-Net probability binarised as the inspector does it (the store names the install command if missing)."""
-    from inspectd.method.foreground import binarize
-
-    net, pipeline = store.isnet(), store.pipeline
-    return lambda image: binarize(
-        net.predict(image), pipeline.foreground_threshold, pipeline.max_hole_fraction
-    )
-
-
 def _read_images(settings, files: list[Path]) -> list:
     """Good-part images read exactly as `inspectd inspect` reads frames (same conversions and size limit)."""
     from inspectd.imaging.codec import read_image
@@ -102,41 +89,47 @@ def _read_images(settings, files: list[Path]) -> list:
     return [read_image(f, settings.pipeline.max_image_pixels) for f in files]
 
 
-def _backbone(store, input_size: int = 320):
-    backbone = store.backbone()
-    backbone.input_size = input_size
-    return backbone
+def _eval_settings(settings, camera: str, mode: str):
+    """The settings with ``camera`` in ``mode`` (its configured values kept, its stored bank not used)."""
+    from inspectd.config import CameraConfig
+
+    cam = (settings.cameras.get(camera) or CameraConfig()).model_copy(
+        update={"mode": mode, "reference_dir": None}
+    )
+    return settings.model_copy(update={"cameras": {**settings.cameras, camera: cam}})
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """Run the evaluation and write the reports."""
     from inspectd.evaluate.datasets import load_dataset
     from inspectd.evaluate.report import markdown_table, write_reports
-    from inspectd.evaluate.runner import inspector_factory, reference_factory, run_eval
+    from inspectd.evaluate.runner import inspector_factory, run_eval
     from inspectd.models.store import ModelStore
+    from inspectd.pipeline.inspector import Inspector
 
-    settings = settings_from_args(args)
+    settings = _eval_settings(settings_from_args(args), args.camera, args.mode)
     store = ModelStore(settings.models, settings.pipeline)
     classes = load_dataset(Path(args.root), args.layout, args.classes)
-    info: dict[str, Any] = {"mode": args.mode, "root": str(args.root), "layout": args.layout}
-    if args.mode == "reference":
-        backbone = _backbone(store, args.input_size)
-        fg = _foreground_fn(store) if args.foreground == "isnet" else None
-        coreset = args.coreset or settings.pipeline.reference_coreset
-        factory = reference_factory(backbone, coreset, args.max_references, fg)
+    cam = settings.cameras[args.camera]
+    factory = inspector_factory(
+        lambda: Inspector(settings, store), args.camera, args.mode, args.max_references
+    )
+    info: dict[str, Any] = {
+        "mode": args.mode,
+        "root": str(args.root),
+        "layout": args.layout,
+        "camera": args.camera,
+        "foreground": cam.foreground,
+        "roi": cam.roi,
+        "max_references": args.max_references,
+    }
+    if args.mode != "zero-shot":
         info.update(
-            backbone=backbone.model_id,
-            input_size=args.input_size,
-            coreset=coreset,
-            max_references=args.max_references,
-            foreground=args.foreground,
+            backbone=settings.models.reference_backbone,
+            stages=list(settings.models.reference_stages),
+            coreset=settings.pipeline.reference_coreset,
+            reference=settings.pipeline.reference.model_dump(),
         )
-    else:
-        from inspectd.pipeline.inspector import Inspector
-
-        inspector = Inspector(settings, store)
-        factory = inspector_factory(inspector, camera=args.camera)
-        info.update(camera=args.camera, camera_mode=inspector.camera_config(args.camera).mode)
     result = run_eval(
         classes,
         factory,
@@ -168,22 +161,20 @@ def cmd_reference_add(args: argparse.Namespace) -> int:
     from inspectd.imaging.codec import collect_images
     from inspectd.models.store import ModelStore
     from inspectd.pipeline.calibrate import write_camera_values
-    from inspectd.pipeline.reference import build_bank
+    from inspectd.pipeline.inspector import Inspector
 
     settings = settings_from_args(args)
     folder = _bank_dir(settings, args.camera, args.dir)
     files = collect_images(args.images)
     images = _read_images(settings, files)
-    store = ModelStore(settings.models, settings.pipeline)
-    fg = None if args.no_foreground else _foreground_fn(store)
-    foregrounds = [fg(i) if fg else None for i in images]
-    bank = build_bank(_backbone(store), images, foregrounds, settings.pipeline.reference_coreset)
-    bank.meta["foreground"] = not args.no_foreground
+    inspector = Inspector(settings, ModelStore(settings.models, settings.pipeline))
+    bank = inspector.build_reference(args.camera, images, [str(f) for f in files])
+    bank.meta["foreground"] = inspector.camera_config(args.camera).foreground
     bank.meta["sources"] = [str(f) for f in files]
     bank.save(folder)
     print(
         f"camera {args.camera}: memory bank of {bank.meta['coreset']} patches from {len(files)} images "
-        f"({bank.meta['patches']} foreground patches) written to {folder}"
+        f"({bank.meta['patches']} patches of its parts) written to {folder}"
     )
     if args.config and settings.camera(args.camera).reference_dir != folder:
         before = write_camera_values(Path(args.config), args.camera, {"reference_dir": str(folder)})
@@ -219,7 +210,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from inspectd.frame import Frame
     from inspectd.imaging.codec import collect_images, read_image
     from inspectd.models.store import ModelStore
-    from inspectd.pipeline.calibrate import calibrate, write_camera_values
+    from inspectd.pipeline.calibrate import calibrate, false_rejects, region_level, write_camera_values
     from inspectd.pipeline.inspector import Inspector
 
     settings = settings_from_args(args)
@@ -242,16 +233,20 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         maps.append(np.asarray(result.anomaly_map))
     if not scores:
         raise ConfigError(f"none of the {len(files)} images could be inspected with camera {args.camera!r}")
-    t = calibrate(scores, maps, args.target_frr)
-    old_fail = float(np.mean(np.asarray(scores) >= cam.image_threshold))
+    t = calibrate(scores, maps, args.target_frr, cam.min_defect_area)
+    levels = np.array([region_level(m, cam.min_defect_area) for m in maps])
+    old_fail = float(
+        np.mean(false_rejects(np.asarray(scores), levels, cam.image_threshold, cam.pixel_threshold))
+    )
     print(
         f"camera {args.camera} ({cam.mode}), {t.n_images} good parts, target false reject rate {t.target_frr:.3f}"
     )
-    print(
-        f"  image_threshold: {cam.image_threshold:.4f} -> {t.image:.4f} "
-        f"(good parts failing: {old_fail:.3f} -> {t.expected_frr:.3f})"
-    )
+    print(f"  image_threshold: {cam.image_threshold:.4f} -> {t.image:.4f}")
     print(f"  pixel_threshold: {cam.pixel_threshold:.4f} -> {t.pixel:.4f}")
+    print(
+        f"  good parts failing (image score or a defect region of >= {cam.min_defect_area} px): "
+        f"{old_fail:.3f} -> {t.expected_frr:.3f}"
+    )
     if args.dry_run:
         print("dry run: config not changed")
     elif not args.config:

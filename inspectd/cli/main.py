@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "inspectd.cli.inspect",
     "inspectd.cli.demo",
     "inspectd.cli.run",
+    "inspectd.cli.serve",
     "inspectd.cli.config",
     "inspectd.cli.models",
     "inspectd.cli.evaluate",

@@ -57,13 +57,19 @@ def _defined(c: Counts) -> bool:
     return c.positives > 0 and c.negatives > 0
 
 
+def _trapezoid(y: np.ndarray, x: np.ndarray) -> float:
+    """Trapezoid-rule area under y(x); written out because numpy renamed trapz (1.x) to trapezoid (2.x), and the
+    Triton server's venv is held at numpy 1.x by PyTriton while the daemon's runs 2.x."""
+    return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2.0))
+
+
 def auroc(c: Counts) -> float | None:
     """Area under the ROC curve (trapezoidal over all thresholds); None without positives or negatives."""
     if not _defined(c):
         return None
     tpr = np.r_[0.0, c.tp / c.positives]
     fpr = np.r_[0.0, c.fp / c.negatives]
-    return float(np.trapezoid(tpr, fpr))
+    return _trapezoid(tpr, fpr)
 
 
 def average_precision(c: Counts) -> float | None:
@@ -167,7 +173,7 @@ def aupro_from_histograms(region_hists: np.ndarray, neg_hist: np.ndarray, fpr_li
         x0, x1, y0, y1 = fpr[j - 1], fpr[j], pro[j - 1], pro[j]
         y_lim = y0 + (y1 - y0) * (fpr_limit - x0) / (x1 - x0)
         x, y = np.r_[x, fpr_limit], np.r_[y, y_lim]
-    return float(np.trapezoid(y, x) / fpr_limit)
+    return _trapezoid(y, x) / fpr_limit
 
 
 def mean_defined(values: list[float | None]) -> float | None:

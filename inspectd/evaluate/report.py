@@ -46,6 +46,14 @@ def markdown_table(result: EvalResult) -> str:
         for c in result.classes
     ]
     lines.append("| good/defect scored | " + " | ".join(counts) + " | |")
+    lines.append(
+        "| error verdicts (not scored) | " + " | ".join(str(c.n_errors) for c in result.classes) + " | |"
+    )
+    per_defect = [
+        f"- {c.name}: " + ", ".join(f"{d} {_pct(v)}" for d, v in c.defect_auroc.items())
+        for c in result.classes
+        if c.defect_auroc and c.n_good
+    ]
     notes = [f"- {c.name}: {'; '.join(c.notes)}" for c in result.classes if c.notes]
     s = result.settings
     footer = [
@@ -55,6 +63,13 @@ def markdown_table(result: EvalResult) -> str:
         f"AUPRO integrated to FPR {s['fpr_limit']} and normalised. Means are over the classes where a metric is "
         "defined.",
     ]
+    if per_defect:
+        footer += [
+            "",
+            "Image AUROC of each defect type alone against the class's good images:",
+            "",
+            *per_defect,
+        ]
     return "\n".join(lines + footer + (["", *notes] if notes else [])) + "\n"
 
 
@@ -80,6 +95,8 @@ def write_reports(result: EvalResult, out: Path) -> dict[str, Path]:
                 "good": c.n_good,
                 "defect": c.n_defect,
                 "held_out": c.n_held_out,
+                "errors": c.n_errors,
+                "defect_image_auroc": c.defect_auroc,
                 "notes": c.notes,
                 "seconds": round(c.seconds, 2),
             }

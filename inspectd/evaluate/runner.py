@@ -1,7 +1,9 @@
 """The evaluation loop: for each class, prepare a scorer, score every test image, pool the metrics.
 
-A scorer is any callable ``score(image) -> (anomaly_map, image_score)``, so the zero-shot inspector and the
-reference mode plug in the same way. Reference images taken from a class's test set are held out of scoring.
+A scorer is any callable ``score(image) -> (anomaly_map, image_score)``, or None when the image got an ``error``
+verdict (counted and reported per class, never scored). Every mode runs through a fresh inspector per class, so
+no cache or bank carries over from one class to the next. Reference images taken from a class's test set are
+held out of scoring.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from inspectd.logs import get_logger
 
 log = get_logger("eval")
 
-Scorer = Callable[[np.ndarray], tuple[np.ndarray, float]]
+Scorer = Callable[[np.ndarray], tuple[np.ndarray, float] | None]
 METRICS = ("image_auroc", "image_ap", "image_f1max", "pixel_auroc", "pixel_ap", "pixel_f1max", "pixel_aupro")
 
 
@@ -63,6 +65,8 @@ class ClassResult:
     n_held_out: int = 0
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    n_errors: int = 0
+    defect_auroc: dict[str, float | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -162,13 +166,18 @@ def evaluate_class(
     samples = [s for s in cs.test if s.image not in prepared.held_out]
     acc = PixelAccumulator(bins)
     records: list[ImageRecord] = []
+    errors: list[Path] = []
     keeper = _Keeper(figures_per_kind)
     for s in tqdm(samples, desc=cs.name, unit="img", disable=not progress, leave=False):
         image = read_image(s.image, None)
         mask = read_mask(s, image.shape[:2])
         t = time.monotonic()
-        amap, score = prepared.score(image)
+        scored = prepared.score(image)
         seconds = time.monotonic() - t
+        if scored is None:
+            errors.append(s.image)
+            continue
+        amap, score = scored
         if amap.shape != image.shape[:2]:
             amap = cv2.resize(amap.astype(np.float32), (image.shape[1], image.shape[0]))
         small_map = _resize(amap.astype(np.float32), resolution)
@@ -190,7 +199,13 @@ def evaluate_class(
         int((labels == 1).sum()),
         len(cs.test) - len(samples),
         seconds=time.monotonic() - t0,
+        n_errors=len(errors),
+        defect_auroc=defect_aurocs(records),
     )
+    if errors:
+        result.notes.append(
+            f"{len(errors)} image(s) got an error verdict and are not scored (e.g. {errors[0].name})"
+        )
     if prepared.note:
         result.notes.append(prepared.note)
     if result.n_good == 0:
@@ -207,6 +222,18 @@ def evaluate_class(
         **{k: (round(v, 4) if v is not None else "undefined") for k, v in metrics.items()},
     )
     return result, records, keeper.figures()
+
+
+def defect_aurocs(records: list[ImageRecord]) -> dict[str, float | None]:
+    """Image AUROC of each defect type alone against all the class's good images (None without good ones)."""
+    good = [r.score for r in records if r.label == 0]
+    out: dict[str, float | None] = {}
+    for defect in sorted({r.defect for r in records if r.label == 1}):
+        bad = [r.score for r in records if r.label == 1 and r.defect == defect]
+        scores = np.array(good + bad)
+        labels = np.array([0] * len(good) + [1] * len(bad))
+        out[defect] = image_metrics(scores, labels)["image_auroc"]
+    return out
 
 
 def run_eval(
@@ -246,50 +273,50 @@ def run_eval(
     return EvalResult(results, images, figures, info)
 
 
-Foreground = Callable[[np.ndarray], np.ndarray | None]
+def inspector_scorer(inspector: Any, camera: str) -> Scorer:
+    """Score images as frames of ``camera`` through ``inspector``; an ``error`` verdict gives None."""
+    from inspectd.frame import Frame
+
+    counter = iter(range(1 << 62))
+
+    def score(image: np.ndarray) -> tuple[np.ndarray, float] | None:
+        result = inspector.inspect(Frame(camera=camera, seq=next(counter), image=image))
+        if result.verdict.verdict == "error" or result.anomaly_map is None:
+            log.warning(
+                "eval_image_error",
+                camera=camera,
+                reason=result.verdict.reason,
+                detail=result.verdict.detail,
+                action="counted as an error, not scored",
+            )
+            return None
+        return result.anomaly_map.astype(np.float32), float(result.verdict.score or 0.0)
+
+    return score
 
 
-def reference_factory(
-    backbone: Any, coreset: int, max_refs: int = 16, foreground: Foreground | None = None
+def inspector_factory(
+    new_inspector: Callable[[], Any], camera: str, mode: str, max_refs: int = 16
 ) -> ScorerFactory:
-    """Reference mode per class: a memory bank from :func:`select_references`, scored with ``score_image``."""
-    from inspectd.pipeline.reference import build_bank, score_image
-
-    def fg(image: np.ndarray) -> np.ndarray | None:
-        return foreground(image) if foreground is not None else None
+    """Each class as a fresh camera: a new inspector (own complexity and text caches) from ``new_inspector``;
+    for ``reference`` and ``combined`` a memory bank from :func:`select_references` built through it, so the
+    references are cut exactly as the scored frames are."""
 
     def make(cs: ClassSet) -> PreparedScorer | None:
+        inspector = new_inspector()
+        if mode == "zero-shot":
+            return PreparedScorer(score=inspector_scorer(inspector, camera))
         refs, from_test = select_references(cs, max_refs)
         if len(refs) < 2:
             return None
         images = [read_image(s.image, None) for s in refs]
-        bank = build_bank(backbone, images, [fg(i) for i in images], coreset)
+        bank = inspector.build_reference(camera, images, [s.image.name for s in refs])
+        inspector.use_reference(camera, bank)
         where = "test/good (held out of scoring)" if from_test else "train/good"
         return PreparedScorer(
-            score=lambda image: score_image(backbone, bank, image, fg(image)),
+            score=inspector_scorer(inspector, camera),
             held_out={s.image for s in refs} if from_test else set(),
             note=f"{len(refs)} references from {where}",
         )
 
     return make
-
-
-def inspector_factory(inspector: Any, camera: str = "eval") -> ScorerFactory:
-    """Zero-shot (or any configured) mode through an inspector: ``inspect(frame)`` -> result with a map."""
-    from inspectd.frame import Frame
-
-    counter = iter(range(1 << 62))
-
-    def score(image: np.ndarray) -> tuple[np.ndarray, float]:
-        result = inspector.inspect(Frame(camera=camera, seq=next(counter), image=image))
-        if result.verdict.verdict == "error" or result.anomaly_map is None:
-            log.warning(
-                "eval_image_error",
-                reason=result.verdict.reason,
-                detail=result.verdict.detail,
-                action="scored as an all-zero map",
-            )
-            return np.zeros(image.shape[:2], dtype=np.float32), 0.0
-        return result.anomaly_map.astype(np.float32), float(result.verdict.score or 0.0)
-
-    return lambda cs: PreparedScorer(score=score)

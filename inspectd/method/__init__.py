@@ -6,9 +6,10 @@ Foreground extraction
 - "Dichotomous Image Segmentation produces foreground mask"
     -> foreground.binarize (IS-Net probability -> clean mask), foreground.split_components (the objects)
 - "SAM annotations give estimate of object complexity"
-    -> complexity.complexity_from_masks (per component), complexity.aggregate_complexity (per camera)
+    -> complexity.complexity_from_masks (per component, cached per camera), complexity.complexity_for
 - "Tile foreground components ... based on component size, aspect ratio and SAM complexity"
-    -> tiling.plan_tiles (per component), tiling.limit_frame_tiles (the frame's tile budget)
+    -> tiling.plan_tiles (per component: size bound, aspect ratio, complexity; TilingParams),
+       tiling.limit_frame_tiles (the frame's tile budget)
 
 Predict on foreground component tiles
 - "Apply CLIPSeg to each image tile with a variety of generic anomaly descriptions"
@@ -22,8 +23,9 @@ Predict on foreground component tiles
 Final prediction
 - "Average tile-level scores for each foreground component" -> fusion.component_scores
 - "Weight anomaly localisations by foreground component anomaly score" and
-  "Combine tiles to produce anomaly map over image" -> fusion.stitch
+  "Combine tiles to produce anomaly map over image" -> fusion.component_labels, fusion.stitch
 - The line's pass/fail -> verdict.image_score, verdict.defect_regions, verdict.decide
 
-Beyond the poster: patchcore (reference mode, for lines that can show a few good parts per camera).
+Beyond the poster: patchcore (reference mode, a few good parts per camera: coreset, normalisation, tiles at a
+fixed scale and their stitching; feature extraction and nearest-neighbour search run in the pipeline).
 """

@@ -1,7 +1,7 @@
 """Poster: "SAM annotations give estimate of object complexity" — part count and spread from SAM's masks.
 
-A line shows the same product all day, so the figure is computed on a few frames and cached per camera;
-:func:`aggregate_complexity` turns the figures of several components into that one number.
+A line shows the same product all day, so the figures (one per component, from SAM's masks inside it) are
+computed on a few frames and cached per camera; :func:`complexity_for` picks a component's figure from them.
 """
 
 from __future__ import annotations
@@ -98,3 +98,9 @@ def complexity_from_masks(masks: list[np.ndarray], component_mask: np.ndarray) -
 def aggregate_complexity(values: list[float]) -> float:
     """One complexity per camera from several components' figures: their median (0.0 when there are none)."""
     return float(np.median(np.asarray(values, dtype=np.float64))) if len(values) else 0.0
+
+
+def complexity_for(values: list[float], index: int) -> float:
+    """The cached figure of component ``index``; a component the cache has not seen (the frame shows more parts
+    than the one measured) gets the median of the figures (0.0 when there are none)."""
+    return float(values[index]) if 0 <= index < len(values) else aggregate_complexity(values)

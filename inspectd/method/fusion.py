@@ -43,18 +43,30 @@ def component_scores(tile_scores: np.ndarray, tile_components: np.ndarray, n_com
     return np.divide(sums, counts, out=np.zeros(n_components), where=counts > 0)
 
 
+def component_labels(masks: Sequence[np.ndarray], image_hw: tuple[int, int]) -> np.ndarray:
+    """(H, W) int32 map of which component owns each pixel: the index of its mask in ``masks``, -1 for none."""
+    labels = np.full(image_hw, -1, dtype=np.int32)
+    for index, mask in enumerate(masks):
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != tuple(image_hw):
+            raise ValueError(f"component mask {index} is {mask.shape} but the image is {tuple(image_hw)}")
+        labels[mask] = index
+    return labels
+
+
 def stitch(
     tile_maps: Sequence[np.ndarray],
     tiles: Sequence[Tile],
     weights: np.ndarray,
     image_hw: tuple[int, int],
-    foreground: np.ndarray,
+    labels: np.ndarray,
 ) -> np.ndarray:
     """Image-size anomaly map, float32 (H, W), from per-tile maps at model resolution.
 
-    Each map is resized to its tile (bilinear), multiplied by its weight (``weights[i]`` belongs to
-    ``tiles[i]``: its component's score), and overlapping tiles are averaged. Pixels outside the
-    ``foreground`` mask or under no tile are 0.
+    Each map is resized to its tile (bilinear) and multiplied by its weight (``weights[i]`` belongs to
+    ``tiles[i]``: its component's score). A tile writes only onto its own component's pixels (``labels``, from
+    :func:`component_labels`), so a component's score never bleeds onto a neighbour inside the same tile;
+    overlapping tiles of a component are averaged. Pixels of no component are 0.
     """
     weights = np.asarray(weights, dtype=np.float64).ravel()
     if not len(tile_maps) == len(tiles) == weights.size:
@@ -63,9 +75,9 @@ def stitch(
             "pass weights = component_scores[[t.component for t in tiles]]"
         )
     height, width = image_hw
-    mask = np.asarray(foreground, dtype=bool)
-    if mask.shape != (height, width):
-        raise ValueError(f"foreground mask is {mask.shape} but the image is {(height, width)}")
+    labels = np.asarray(labels)
+    if labels.shape != (height, width):
+        raise ValueError(f"component label map is {labels.shape} but the image is {(height, width)}")
     total = np.zeros((height, width), dtype=np.float64)
     count = np.zeros((height, width), dtype=np.int32)
     for tile_map, tile, weight in zip(tile_maps, tiles, weights, strict=True):
@@ -74,8 +86,8 @@ def stitch(
         resized = cv2.resize(
             np.asarray(tile_map, dtype=np.float32), tile.size, interpolation=cv2.INTER_LINEAR
         )
-        total[tile.y0 : tile.y1, tile.x0 : tile.x1] += weight * resized
-        count[tile.y0 : tile.y1, tile.x0 : tile.x1] += 1
+        own = labels[tile.y0 : tile.y1, tile.x0 : tile.x1] == tile.component
+        total[tile.y0 : tile.y1, tile.x0 : tile.x1] += np.where(own, weight * resized, 0.0)
+        count[tile.y0 : tile.y1, tile.x0 : tile.x1] += own
     averaged = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
-    averaged[~mask] = 0.0
     return averaged.astype(np.float32)

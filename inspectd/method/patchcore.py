@@ -1,47 +1,38 @@
-"""PatchCore's pieces as plain array code: local aggregation, greedy coreset, nearest-neighbour distance,
-and the normalisation that puts reference-mode maps on the same [0, 1] scale as zero-shot ones."""
+"""PatchCore's pieces as plain array code: greedy coreset, the normalisation that puts reference-mode maps on
+the same [0, 1] scale as zero-shot ones, tiles at a fixed scale, and the stitching of tile maps.
+
+Feature extraction and the nearest-neighbour search run on the device and live in the pipeline.
+"""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-import torch
-from torch import nn
+
+from inspectd.method.tiling import Box, Tile, layout_tiles
 
 
-def aggregate_local(features: torch.Tensor, size: int = 3) -> torch.Tensor:
-    """Average each patch feature with its ``size`` x ``size`` neighbours (stride 1, same grid)."""
-    return nn.functional.avg_pool2d(features, size, stride=1, padding=size // 2, count_include_pad=False)
-
-
-def greedy_coreset(features: torch.Tensor, k: int, projection_dim: int = 128, seed: int = 0) -> torch.Tensor:
+def greedy_coreset(features: np.ndarray, k: int, projection_dim: int = 128, seed: int = 0) -> np.ndarray:
     """Indices of ``k`` rows chosen by greedy k-center selection (each pick is the row farthest from the
     picks so far), on a random projection to ``projection_dim`` for speed as PatchCore does."""
     n = features.shape[0]
     if k >= n:
-        return torch.arange(n)
-    x = features.float()
+        return np.arange(n)
+    x = np.asarray(features, dtype=np.float32)
     if projection_dim and x.shape[1] > projection_dim:
-        gen = torch.Generator().manual_seed(seed)
-        proj = torch.randn(x.shape[1], projection_dim, generator=gen) / projection_dim**0.5
-        x = x @ proj.to(x.device)
-    sq = (x * x).sum(dim=1)
-    picks = torch.empty(k, dtype=torch.long)
+        rng = np.random.default_rng(seed)
+        proj = rng.standard_normal((x.shape[1], projection_dim)).astype(np.float32) / projection_dim**0.5
+        x = x @ proj
+    sq = (x * x).sum(axis=1)
+    picks = np.empty(k, dtype=np.int64)
     picks[0] = 0
     min_dist = sq - 2.0 * (x @ x[0]) + sq[0]
     for i in range(1, k):
-        idx = int(torch.argmax(min_dist))
+        idx = int(np.argmax(min_dist))
         picks[i] = idx
-        torch.minimum(min_dist, sq - 2.0 * (x @ x[idx]) + sq[idx], out=min_dist)
+        np.minimum(min_dist, sq - 2.0 * (x @ x[idx]) + sq[idx], out=min_dist)
     return picks
-
-
-def nearest_distance(queries: torch.Tensor, bank: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
-    """Euclidean distance from each query row (Q, C) to its nearest bank row (M, C), in chunks of queries."""
-    out = torch.empty(queries.shape[0], dtype=torch.float32)
-    for start in range(0, queries.shape[0], chunk):
-        d = torch.cdist(queries[start : start + chunk].float(), bank.float())
-        out[start : start + chunk] = d.min(dim=1).values.cpu()
-    return out
 
 
 def normaliser_stats(normal_distances: np.ndarray, per_image_max: np.ndarray) -> dict[str, float]:
@@ -66,3 +57,33 @@ def fuse_maps(zero_shot: np.ndarray, reference: np.ndarray, weight: float) -> np
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"weight must be in [0, 1], got {weight}")
     return ((1.0 - weight) * zero_shot + weight * reference).astype(np.float32)
+
+
+def scaled_tiles(
+    regions: list[Box], image_hw: tuple[int, int], scale: float, tile: int, overlap: float
+) -> list[Tile]:
+    """Tiles covering each region so that, resized by ``scale``, each is at most ``tile`` network pixels a
+    side: frame tiles of ``ceil(tile / scale)`` pixels, neighbours sharing ``overlap``, aspect ratio kept
+    (a region narrower than a tile gets a tile spanning the image there, never a stretched one)."""
+    if scale <= 0 or tile < 8:
+        raise ValueError(f"scale must be > 0 and tile >= 8, got scale={scale}, tile={tile}")
+    side = max(1, math.floor(tile / scale))
+    return [t for i, r in enumerate(regions) for t in layout_tiles(r, image_hw, side, overlap, i)]
+
+
+def network_size(t: Tile, scale: float) -> tuple[int, int]:
+    """``(width, height)`` a tile is resized to before the backbone sees it."""
+    return max(8, round(t.width * scale)), max(8, round(t.height * scale))
+
+
+def stitch_mean(maps: list[np.ndarray], tiles: list[Tile], image_hw: tuple[int, int]) -> np.ndarray:
+    """Frame-sized map: each pixel the mean of the tile maps (already at tile size) covering it, 0 where no
+    tile lies (outside the parts)."""
+    acc = np.zeros(image_hw, np.float32)
+    count = np.zeros(image_hw, np.float32)
+    for m, t in zip(maps, tiles, strict=True):
+        if m.shape != (t.height, t.width):
+            raise ValueError(f"tile map {m.shape} does not match tile {t.height}x{t.width}")
+        acc[t.y0 : t.y1, t.x0 : t.x1] += m
+        count[t.y0 : t.y1, t.x0 : t.x1] += 1.0
+    return np.divide(acc, count, out=np.zeros_like(acc), where=count > 0)

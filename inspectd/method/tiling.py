@@ -1,21 +1,15 @@
-"""Poster: "Tile based on component size, aspect ratio and SAM complexity" — square tiles per component.
+"""Tiles per foreground component, sized by the component, shaped by its aspect ratio, refined by its complexity.
 
-Small simple objects get one tile; large or complex ones get more, smaller tiles, so small defects stay
-visible at CLIPSeg's input resolution. All functions are pure: boxes in, tiles out.
+Size: a tile is never more than ``max_downscale`` times the network input, so a large component gets more
+tiles and small defects stay visible at CLIPSeg's input resolution. Aspect ratio: the long side gets as many
+tiles as its length needs. Complexity: more SAM parts split the short side into more tiles on top. All
+functions are pure: boxes and plain numbers in, tiles out (the pipeline reports caps and dropped components).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-from inspectd.logs import get_logger
-
-if TYPE_CHECKING:
-    from inspectd.config import TilingConfig
-
-log = get_logger("method.tiling")
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1, half-open
 
@@ -49,6 +43,33 @@ class Tile:
     def box(self) -> Box:
         """``(x0, y0, x1, y1)``."""
         return self.x0, self.y0, self.x1, self.y1
+
+
+@dataclass(frozen=True)
+class TilingParams:
+    """The numbers a tile plan depends on (the pipeline fills them from its settings and the loaded model)."""
+
+    input_size: int = 352
+    max_downscale: float = 2.0
+    min_tile: int = 96
+    max_tiles_per_component: int = 16
+    overlap: float = 0.25
+    context: float = 0.1
+    complexity_split: float = 8.0
+
+    @property
+    def max_side(self) -> int:
+        """The largest tile side (frame pixels) the downsampling bound allows."""
+        return max(1, math.floor(self.input_size * self.max_downscale))
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    """One component's tiles; ``capped`` when ``max_tiles_per_component`` forced tiles larger than
+    ``max_downscale`` allows."""
+
+    tiles: list[Tile]
+    capped: bool = False
 
 
 def tiles_per_short_side(complexity: float, complexity_split: float) -> int:
@@ -132,23 +153,27 @@ def plan_tiles(
     bbox: tuple[int, int, int, int],
     image_hw: tuple[int, int],
     complexity: float,
-    cfg: TilingConfig,
+    params: TilingParams,
     component: int = 0,
-) -> list[Tile]:
-    """Square tiles of one side covering a component's box ``(x, y, w, h)`` grown by ``cfg.context``.
+) -> TilePlan:
+    """Square tiles of one side covering a component's box ``(x, y, w, h)`` grown by ``params.context``.
 
-    ``n`` tiles across the short side (:func:`tiles_per_short_side`), neighbours sharing ``cfg.overlap``,
-    give ``side = max(min_tile, ceil(short / (1 + (n - 1) * (1 - overlap))))``, clamped to the image's short
-    dimension; the long side gets as many tiles as its length needs (the aspect ratio). If that exceeds
-    ``cfg.max_tiles_per_component`` the side grows until it fits (:func:`smallest_side`).
+    ``n`` tiles across the short side for the complexity (:func:`tiles_per_short_side`), neighbours sharing
+    ``overlap``, give ``side = ceil(short / (1 + (n - 1) * (1 - overlap)))``; the side is then at most
+    ``params.max_side`` (the downsampling bound: a larger component gets more tiles), at least ``min_tile``,
+    and at most the image's short dimension. The long side gets as many tiles as its length needs (the aspect
+    ratio). If that exceeds ``max_tiles_per_component`` the side grows until it fits (:func:`smallest_side`)
+    and the plan is marked ``capped``.
     """
-    region = expand_box(bbox, image_hw, cfg.context)
+    region = expand_box(bbox, image_hw, params.context)
     short = min(region[2] - region[0], region[3] - region[1])
-    n = tiles_per_short_side(complexity, cfg.complexity_split)
-    side = max(cfg.min_tile, math.ceil(short / (1.0 + (n - 1) * (1.0 - cfg.overlap))))
+    n = tiles_per_short_side(complexity, params.complexity_split)
+    side = math.ceil(short / (1.0 + (n - 1) * (1.0 - params.overlap)))
+    side = max(params.min_tile, min(side, params.max_side))
     side = min(side, min(image_hw))
-    side = smallest_side(region, image_hw, side, cfg.overlap, cfg.max_tiles_per_component)
-    return layout_tiles(region, image_hw, side, cfg.overlap, component)
+    fitted = smallest_side(region, image_hw, side, params.overlap, params.max_tiles_per_component)
+    capped = fitted > side and fitted > params.max_side
+    return TilePlan(layout_tiles(region, image_hw, fitted, params.overlap, component), capped)
 
 
 def _covered(plan: list[Tile]) -> Box:
@@ -165,19 +190,20 @@ def limit_frame_tiles(
     max_tiles: int,
     overlap: float = 0.25,
     image_hw: tuple[int, int] | None = None,
-) -> list[list[Tile]]:
+) -> tuple[list[list[Tile]], list[int]]:
     """Fit a frame's tile plans (one list per component) into ``max_tiles`` in total.
 
     While over budget, the plan with the most tiles (the larger covered area on a tie) is replanned over the
     area it covered with the smallest larger side giving at least one tile fewer, so coverage is kept and only
     resolution is lost. When every plan is down to one tile and the frame is still over budget, the smallest
-    components are dropped (their list becomes empty, a warning names them). Positions in the list are kept.
+    components are dropped (their list becomes empty; their component indices are returned second, for the
+    caller to report). Positions in the list are kept.
     Pass ``overlap`` and ``image_hw`` from the frame; without ``image_hw`` the frame is taken as the extent
     of the tiles given, which may make replanned tiles non-square sooner.
     """
     result = [list(plan) for plan in plans]
     if sum(len(plan) for plan in result) <= max_tiles:
-        return result
+        return result, []
     if image_hw is None:
         image_hw = (max(t.y1 for plan in result for t in plan), max(t.x1 for plan in result for t in plan))
 
@@ -194,15 +220,10 @@ def limit_frame_tiles(
         side = smallest_side(region, image_hw, max(max(t.size) for t in plan), overlap, len(plan) - 1)
         result[i] = layout_tiles(region, image_hw, side, overlap, plan[0].component)
     excess = sum(len(plan) for plan in result) - max_tiles
+    dropped: list[int] = []
     if excess > 0:
         kept = sorted((k for k in range(len(result)) if result[k]), key=lambda k: area(result[k]))
-        dropped = kept[:excess]
-        log.warning(
-            "tiles_over_frame_budget",
-            max_tiles_per_frame=max_tiles,
-            dropped_components=[result[k][0].component for k in dropped],
-            hint="raise pipeline.tiling.max_tiles_per_frame or lower pipeline.max_components",
-        )
-        for k in dropped:
+        for k in kept[:excess]:
+            dropped.append(result[k][0].component)
             result[k] = []
-    return result
+    return result, dropped

@@ -129,21 +129,26 @@ class IsNet:
         log.info("isnet_loaded", model_id=model_id, device=used, path=str(path))
         return cls(session, model_id, random, used)
 
-    def _preprocess(self, images: list[np.ndarray]) -> np.ndarray:
-        batch = np.empty((len(images), 3, self.input_size, self.input_size), np.float32)
-        for i, image in enumerate(images):
-            resized = cv2.resize(image, (self.input_size, self.input_size), interpolation=cv2.INTER_LINEAR)
-            batch[i] = ((resized.astype(np.float32) - MEAN) / STD).transpose(2, 0, 1)
-        return batch
+    def resize_input(self, image: np.ndarray) -> np.ndarray:
+        """An RGB frame resized to the network's square input (uint8): what a remote call sends."""
+        return cv2.resize(image, (self.input_size, self.input_size), interpolation=cv2.INTER_LINEAR)
+
+    def run_resized(self, batch: np.ndarray) -> np.ndarray:
+        """Foreground probabilities (N, S, S) float32 of frames already resized to (N, S, S, 3) uint8."""
+        x = ((batch.astype(np.float32) - MEAN) / STD).transpose(0, 3, 1, 2)
+        step = self._max_batch or len(x) or 1
+        out = [
+            self.session.run([self._output_name], {self._input_name: np.ascontiguousarray(x[i : i + step])})[
+                0
+            ]
+            for i in range(0, len(x), step)
+        ]
+        probs = np.concatenate(out, axis=0) if out else np.zeros((0, 1, *x.shape[-2:]), np.float32)
+        return probs.reshape(len(x), *probs.shape[-2:]).astype(np.float32, copy=False)
 
     def _run(self, images: list[np.ndarray]) -> list[np.ndarray]:
-        out = self.session.run([self._output_name], {self._input_name: self._preprocess(images)})[0]
-        results = []
-        for image, prob in zip(images, out, strict=True):
-            h, w = image.shape[:2]
-            full = cv2.resize(prob.reshape(prob.shape[-2:]), (w, h), interpolation=cv2.INTER_LINEAR)
-            results.append(np.clip(full, 0.0, 1.0).astype(np.float32, copy=False))
-        return results
+        probs = self.run_resized(np.stack([self.resize_input(im) for im in images]))
+        return [restore_size(prob, image.shape[:2]) for image, prob in zip(images, probs, strict=True)]
 
     def predict(self, image: np.ndarray) -> np.ndarray:
         """Foreground probability (H, W) float32 in [0, 1] for an RGB uint8 (H, W, 3) frame."""
@@ -151,12 +156,18 @@ class IsNet:
 
     def predict_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
         """predict() for several frames; one session run per batch the graph allows (the npm export: 1)."""
-        checked = [_check_image(im) for im in images]
-        step = self._max_batch or len(checked) or 1
-        results: list[np.ndarray] = []
-        for start in range(0, len(checked), step):
-            results += self._run(checked[start : start + step])
-        return results
+        return self._run([_check_image(im) for im in images]) if images else []
+
+
+def restore_size(prob: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """A network-size probability map resized back to the frame (H, W), clipped to [0, 1]."""
+    full = cv2.resize(prob, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR)
+    return np.clip(full, 0.0, 1.0).astype(np.float32, copy=False)
+
+
+def check_image(image: np.ndarray) -> np.ndarray:
+    """The frame itself if IS-Net accepts it (RGB uint8 (H, W, 3)), else ImageError naming what is wrong."""
+    return _check_image(image)
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:

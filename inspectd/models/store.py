@@ -24,6 +24,7 @@ from inspectd.models.clip import Clip
 from inspectd.models.clipseg import ClipSeg
 from inspectd.models.device import select_device, weight_dtype
 from inspectd.models.sam import SamMasker
+from inspectd.models.tilepass import LocalTilePass, TilePass
 
 if TYPE_CHECKING:
     from inspectd.models.backbone import EfficientNetLite
@@ -123,8 +124,15 @@ class ModelStore:
         from inspectd.models.backbone import EfficientNetLite
 
         return self._get(
-            "backbone", lambda: EfficientNetLite.load(self.models.reference_backbone, self.device)
+            "backbone",
+            lambda: EfficientNetLite.load(
+                self.models.reference_backbone, self.device, stages=tuple(self.models.reference_stages)
+            ),
         )
+
+    def tile_pass(self) -> TilePass:
+        """CLIPSeg maps and WinCLIP embeddings of tile batches (both networks in one pass)."""
+        return LocalTilePass(self.clipseg(), self.clip())
 
     def text_features(self, which: Literal["clipseg", "clip"], texts: list[str]) -> torch.Tensor:
         """(T, D) float32 text features, from memory or disk when ``pipeline.text_cache``; do not modify."""

@@ -1,5 +1,6 @@
-"""Thresholds from good parts: the image and pixel thresholds that reject at most a target share of them,
-and the edit that writes them into a camera's section of the TOML config (formatting kept)."""
+"""Thresholds from good parts: the image and pixel thresholds with which at most a target share of them
+gets a ``fail`` verdict (either test failing fails the part), and the edit that writes them into a camera's
+section of the TOML config (formatting kept)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from inspectd.atomicfile import write_atomic
@@ -40,16 +42,69 @@ def threshold_for_frr(scores: np.ndarray, target_frr: float) -> float:
     return min(t, 1.0)
 
 
-def calibrate(image_scores: list[float], maps: list[np.ndarray], target_frr: float) -> Thresholds:
-    """Image threshold from the good parts' image scores; pixel threshold from their maps' maxima, so that
-    at most ``target_frr`` of good parts show any pixel above it (no defect regions on good parts)."""
+def region_level(anomaly_map: np.ndarray, min_area: int) -> float:
+    """The lowest pixel threshold at which ``anomaly_map`` shows no defect region (8-connected, at least
+    ``min_area`` pixels, as the verdict counts them): a part passes the pixel test iff threshold >= this."""
+    values = np.asarray(anomaly_map, dtype=np.float32)
+    levels = np.unique(values)
+
+    def has_region(t: float) -> bool:
+        above = (values >= t).astype(np.uint8)
+        n, _, stats, _ = cv2.connectedComponentsWithStats(above, connectivity=8)
+        return n > 1 and int(stats[1:, cv2.CC_STAT_AREA].max()) >= min_area
+
+    if not has_region(float(levels[0])):
+        return float(levels[0])
+    lo, hi = 0, len(levels) - 1  # a region at levels[lo]; find the highest level that still has one
+    if has_region(float(levels[hi])):
+        lo = hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if has_region(float(levels[mid])):
+            lo = mid
+        else:
+            hi = mid
+    return float(np.nextafter(np.float32(levels[lo]), np.float32(np.inf)))
+
+
+def false_rejects(scores: np.ndarray, levels: np.ndarray, image_t: float, pixel_t: float) -> np.ndarray:
+    """Which good parts fail with these thresholds: image score at or above ``image_t``, or a defect region
+    (``pixel_t`` below the part's :func:`region_level`)."""
+    return (np.asarray(scores) >= image_t) | (np.asarray(levels) > pixel_t)
+
+
+def calibrate(
+    image_scores: list[float], maps: list[np.ndarray], target_frr: float, min_area: int = 1
+) -> Thresholds:
+    """Image and pixel thresholds such that at most ``target_frr`` of the good parts fail the verdict they
+    would really get (image score over its threshold OR a defect region over the pixel threshold).
+
+    Every split of the allowed failures between the two tests is tried; the pair with the lowest sum (the
+    most sensitive) wins. ``expected_frr`` is the combined share of good parts that fail with it.
+    """
     if len(image_scores) != len(maps):
         raise ValueError(f"{len(image_scores)} scores but {len(maps)} maps")
     scores = np.asarray(image_scores, dtype=np.float64)
-    image_t = threshold_for_frr(scores, target_frr)
-    pixel_t = threshold_for_frr(np.array([float(np.max(m)) for m in maps]), target_frr)
-    expected = float(np.mean(scores >= image_t))
-    return Thresholds(image_t, pixel_t, target_frr, expected, len(scores))
+    if scores.size == 0:
+        raise ValueError("no scores to calibrate from")
+    if not 0.0 <= target_frr < 1.0:
+        raise ValueError(f"target false reject rate must be in [0, 1), got {target_frr}")
+    levels = np.array([region_level(m, min_area) for m in maps], dtype=np.float64)
+    allowed = math.floor(target_frr * scores.size + 1e-9)
+    best: tuple[float, float, float] | None = None
+    for image_t in sorted({float(np.nextafter(v, np.inf)) for v in scores} | {float(scores.min())}):
+        image_t = min(image_t, 1.0)
+        passing = levels[scores < image_t]
+        budget = allowed - int(np.sum(scores >= image_t))
+        if budget < 0:
+            continue
+        ranked = np.sort(passing)[::-1]
+        pixel_t = float(ranked[budget]) if budget < ranked.size else 0.0
+        pixel_t = min(pixel_t, 1.0)
+        if best is None or image_t + pixel_t < best[0] + best[1]:
+            best = (image_t, pixel_t, float(np.mean(false_rejects(scores, levels, image_t, pixel_t))))
+    assert best is not None  # image_t just above the highest score always fits the budget
+    return Thresholds(best[0], best[1], target_frr, best[2], len(scores))
 
 
 def write_camera_values(config: Path, camera: str, values: dict[str, object]) -> dict[str, object]:

@@ -18,24 +18,26 @@ import numpy as np
 import torch
 
 from inspectd.config import CameraConfig, Settings
-from inspectd.errors import ConfigError, ErrorReason, ImageError
+from inspectd.errors import ConfigError, ErrorReason, ImageError, InferenceUnavailable
 from inspectd.frame import Defect, Frame, Verdict
 from inspectd.logs import get_logger
-from inspectd.method.complexity import aggregate_complexity, complexity_from_masks
+from inspectd.method.complexity import complexity_for, complexity_from_masks
 from inspectd.method.foreground import Component, binarize, split_components
-from inspectd.method.fusion import component_scores, harmonic_mean, stitch
+from inspectd.method.fusion import component_labels, component_scores, stitch
 from inspectd.method.patchcore import fuse_maps
 from inspectd.method.prompts import anomaly_probability, class_embeddings, compositional_prompts
-from inspectd.method.tiling import Tile, limit_frame_tiles, plan_tiles
+from inspectd.method.tiling import Tile, TilingParams, limit_frame_tiles, plan_tiles
 from inspectd.method.verdict import decide, defect_regions, image_score
 from inspectd.models.store import ModelStore
 
 log = get_logger("inspector")
 
 
-def _numpy(tensor: torch.Tensor) -> np.ndarray:
-    """A network output as float32 numpy on the CPU, for the method's array code."""
-    return tensor.detach().float().cpu().numpy()
+def _numpy(values: torch.Tensor | np.ndarray) -> np.ndarray:
+    """A network output (a tensor on any device, or an array from the inference server) as float32 numpy."""
+    if isinstance(values, torch.Tensor):
+        return values.detach().float().cpu().numpy()
+    return np.asarray(values, np.float32)
 
 
 @dataclass
@@ -48,7 +50,7 @@ class FramePlan:
     roi_offset: tuple[int, int] = (0, 0)
     foreground: np.ndarray | None = None
     components: list[Component] = field(default_factory=list)
-    complexity: float = 0.0
+    complexity: list[float] = field(default_factory=list)
     tiles: list[Tile] = field(default_factory=list)
     tile_pixels: np.ndarray | None = None
     stage_ms: dict[str, float] = field(default_factory=dict)
@@ -79,16 +81,17 @@ class InspectionResult:
 
 
 class ComplexityCache:
-    """SAM complexity per camera: the line shows one product, so compute once and refresh every N frames."""
+    """SAM complexity per camera (one figure per component): the line shows one product, so compute once and
+    refresh every N frames."""
 
     def __init__(self, refresh_frames: int, enabled: bool = True) -> None:
         self._refresh = refresh_frames
         self._enabled = enabled
-        self._values: dict[str, float] = {}
+        self._values: dict[str, list[float]] = {}
         self._age: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def get(self, camera: str) -> float | None:
+    def get(self, camera: str) -> list[float] | None:
         """The cached figure, or None when it must be (re)computed for this frame."""
         with self._lock:
             if not self._enabled or camera not in self._values:
@@ -98,10 +101,10 @@ class ComplexityCache:
                 return None
             return self._values[camera]
 
-    def put(self, camera: str, value: float) -> None:
-        """Store a freshly computed figure."""
+    def put(self, camera: str, values: list[float]) -> None:
+        """Store freshly computed figures."""
         with self._lock:
-            self._values[camera] = value
+            self._values[camera] = list(values)
             self._age[camera] = 0
 
     def invalidate(self, camera: str | None = None) -> None:
@@ -124,6 +127,7 @@ class Inspector:
         )
         self._classes: dict[tuple[str, str], torch.Tensor] = {}
         self._references: dict[str, Any] = {}
+        self._capped: set[str] = set()
         self._lock = threading.Lock()
 
     # ---- configuration -------------------------------------------------------------------------------
@@ -138,6 +142,7 @@ class Inspector:
             self.settings = settings
             self._classes.clear()
             self._references.clear()
+            self._capped.clear()
 
     # ---- stage 1: foreground (device) ----------------------------------------------------------------
 
@@ -205,7 +210,8 @@ class Inspector:
         return False
 
     def measure_complexity(self, plan: FramePlan) -> None:
-        """SAM automatic masks on each component crop -> one complexity figure, cached per camera."""
+        """SAM automatic masks on each component crop -> one complexity figure per component, cached per
+        camera."""
         t0 = time.perf_counter()
         sam = self.store.sam()
         values = []
@@ -214,14 +220,13 @@ class Inspector:
             crop = plan.image[y : y + h, x : x + w]
             masks = sam.masks(crop)
             values.append(complexity_from_masks(masks, comp.mask[y : y + h, x : x + w]))
-        value = aggregate_complexity(values)
-        self.complexity_cache.put(plan.frame.camera, value)
-        plan.complexity = value
+        self.complexity_cache.put(plan.frame.camera, values)
+        plan.complexity = values
         plan.timed("complexity", t0)
         log.info(
             "complexity_measured",
             camera=plan.frame.camera,
-            complexity=round(value, 3),
+            complexity=[round(v, 3) for v in values],
             components=len(values),
         )
 
@@ -236,10 +241,28 @@ class Inspector:
         t0 = time.perf_counter()
         tcfg = self.settings.pipeline.tiling
         hw = plan.image.shape[:2]
-        per_comp = [plan_tiles(c.bbox, hw, plan.complexity, tcfg, component=c.index) for c in plan.components]
-        per_comp = limit_frame_tiles(per_comp, tcfg.max_tiles_per_frame, overlap=tcfg.overlap, image_hw=hw)
+        size = self.store.clipseg().input_size
+        params = TilingParams(input_size=size, **tcfg.model_dump(exclude={"max_tiles_per_frame"}))
+        plans = [
+            plan_tiles(c.bbox, hw, complexity_for(plan.complexity, i), params, component=c.index)
+            for i, c in enumerate(plan.components)
+        ]
+        capped = [c.index for c, p in zip(plan.components, plans, strict=True) if p.capped]
+        if capped:
+            self._report_cap(plan.frame.camera, capped, params)
+        per_comp, dropped = limit_frame_tiles(
+            [p.tiles for p in plans], tcfg.max_tiles_per_frame, overlap=tcfg.overlap, image_hw=hw
+        )
+        if dropped:
+            log.warning(
+                "tiles_over_frame_budget",
+                camera=plan.frame.camera,
+                seq=plan.frame.seq,
+                max_tiles_per_frame=tcfg.max_tiles_per_frame,
+                dropped_components=dropped,
+                hint="raise pipeline.tiling.max_tiles_per_frame or lower pipeline.max_components",
+            )
         plan.tiles = [t for tiles in per_comp for t in tiles]
-        size = self.settings.pipeline.tile_input
         pixels = np.empty((len(plan.tiles), size, size, 3), np.uint8)
         for i, t in enumerate(plan.tiles):
             pixels[i] = cv2.resize(
@@ -247,6 +270,22 @@ class Inspector:
             )
         plan.tile_pixels = pixels
         plan.timed("tiling", t0)
+
+    def _report_cap(self, camera: str, components: list[int], params: TilingParams) -> None:
+        """Log once per camera that max_tiles_per_component made tiles coarser than max_downscale allows."""
+        with self._lock:
+            if camera in self._capped:
+                return
+            self._capped.add(camera)
+        log.warning(
+            "tiles_per_component_capped",
+            camera=camera,
+            components=components,
+            max_tiles_per_component=params.max_tiles_per_component,
+            max_downscale=params.max_downscale,
+            hint="small defects may be missed on these parts: raise pipeline.tiling.max_tiles_per_component "
+            "(more device time per frame) or accept coarser tiles",
+        )
 
     # ---- stage 3: CLIPSeg + WinCLIP on a batch of tiles from many frames (device) ---------------------
 
@@ -278,27 +317,26 @@ class Inspector:
         maps = [np.zeros((n, 1, 1), np.float32) for n in counts]
         scores = [np.zeros(n, np.float32) for n in counts]
         if total:
-            clipseg = self.store.clipseg()
+            tile_pass = self.store.tile_pass()
             scorer = self.store.clip()
-            separate = bool(self.settings.models.clip)
-            which = "clip" if separate else "clipseg"
+            which = "clip" if self.settings.models.clip else "clipseg"
             owner = np.repeat(np.arange(len(plans)), counts)
             local = np.concatenate([np.arange(n) for n in counts])
             pixels = np.concatenate([p.tile_pixels for p in plans if len(p.tiles)], axis=0)
             size = pixels.shape[1]
             maps = [np.zeros((n, size, size), np.float32) for n in counts]
+            conds = [
+                self.store.text_features("clipseg", p.camera.prompts(self.settings.pipeline)) for p in plans
+            ]
             step = max_batch or total
             for lo in range(0, total, step):
                 chunk = slice(lo, min(total, lo + step))
-                feats = clipseg.encode_tiles(pixels[chunk])
-                embeds = scorer.encode_images(pixels[chunk]) if separate else feats.image_embeds
+                fused, embeds = tile_pass.run(pixels[chunk], conds, owner[chunk])
                 for i in np.unique(owner[chunk]):
                     sel = np.flatnonzero(owner[chunk] == i)
                     cam = plans[i].camera
-                    cond = self.store.text_features("clipseg", cam.prompts(self.settings.pipeline))
-                    per_prompt = clipseg.decode(feats, cond, index=sel)
                     dest = local[chunk][sel]
-                    maps[i][dest] = harmonic_mean(per_prompt, axis=1)
+                    maps[i][dest] = fused[sel]
                     scores[i][dest] = anomaly_probability(
                         _numpy(embeds[sel]), self._class_embeddings(which, cam), scorer.logit_scale
                     )
@@ -326,6 +364,46 @@ class Inspector:
                 self._references[name] = bank
         return bank
 
+    def use_reference(self, camera: str, bank: Any) -> None:
+        """Score ``camera``'s frames against this bank instead of the one in its reference_dir (evaluation)."""
+        with self._lock:
+            self._references[camera] = bank
+
+    def reference_regions(self, plan: FramePlan) -> list[tuple[int, int, int, int]]:
+        """Where reference mode looks: every part's box with a margin, or the whole image (or ROI) when the
+        camera's foreground is ``full``."""
+        from inspectd.pipeline.reference import part_regions
+
+        boxes = None if plan.camera.foreground == "full" else [c.bbox for c in plan.components]
+        return part_regions(plan.image.shape[:2], boxes, self.settings.pipeline.reference.context)
+
+    def build_reference(self, camera: str, images: Sequence[np.ndarray], names: Sequence[str] = ()) -> Any:
+        """A memory bank from good parts seen exactly as ``camera`` sees frames (ROI, foreground, tiling).
+
+        A good image with no part found is left out with a warning; fewer than two usable images is an error.
+        """
+        from inspectd.pipeline.reference import build_bank
+
+        usable, regions = [], []
+        for seq, image in enumerate(images):
+            plan = self.start(Frame(camera=camera, seq=seq, image=image))
+            if plan.done is not None:
+                v = plan.done.verdict
+                name = names[seq] if seq < len(names) else f"image {seq}"
+                log.warning(
+                    "reference_image_unusable", camera=camera, image=name, reason=v.reason, detail=v.detail
+                )
+                continue
+            usable.append(plan.image)
+            regions.append(self.reference_regions(plan))
+        return build_bank(
+            self.store.backbone(),
+            usable,
+            regions,
+            self.camera_config(camera).reference(self.settings.pipeline),
+            self.settings.pipeline.reference_coreset,
+        )
+
     def score_reference(self, plan: FramePlan) -> tuple[np.ndarray, float] | None:
         """PatchCore-style map and score against the camera's good parts, for reference/combined cameras."""
         if plan.done is not None or plan.camera.mode == "zero-shot":
@@ -334,7 +412,13 @@ class Inspector:
 
         t0 = time.perf_counter()
         bank = self._reference(plan.frame.camera, plan.camera)
-        result = score_image(self.store.backbone(), bank, plan.image, plan.foreground)
+        result = score_image(
+            self.store.backbone(),
+            bank,
+            plan.image,
+            self.reference_regions(plan),
+            plan.camera.reference(self.settings.pipeline),
+        )
         plan.timed("reference", t0)
         return result
 
@@ -354,7 +438,8 @@ class Inspector:
         if cam.mode != "reference" and outputs is not None:
             owners = np.array([t.component for t in plan.tiles], dtype=np.int64)
             comp_scores = component_scores(outputs.scores, owners, len(plan.components))
-            amap = stitch(list(outputs.maps), plan.tiles, comp_scores[owners], hw, plan.foreground)
+            labels = component_labels([c.mask for c in plan.components], hw)
+            amap = stitch(list(outputs.maps), plan.tiles, comp_scores[owners], hw, labels)
             score = image_score(comp_scores)
             if outputs.device_ms:
                 plan.stage_ms["clipseg_winclip"] = outputs.device_ms
@@ -430,6 +515,9 @@ class Inspector:
             return self.finish(plan, outputs, reference)
         except (ConfigError, ImageError):
             raise
+        except InferenceUnavailable as exc:
+            log.error("inspection_failed", camera=frame.camera, seq=frame.seq, error=str(exc))
+            return self.fail(plan, exc.reason, str(exc))
         except Exception as exc:
             log.exception("inspection_failed", camera=frame.camera, seq=frame.seq, part_id=frame.part_id)
             return self.fail(plan, ErrorReason.INTERNAL, f"{type(exc).__name__}: {exc}")

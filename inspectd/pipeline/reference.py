@@ -1,8 +1,11 @@
 """Reference mode: a memory bank of normal patch features from a few good parts per camera (PatchCore).
 
-A bank is built once from good images (foreground patches only), subsampled by greedy coreset, and saved
-as ``bank.npy`` + ``meta.json``. Scoring a frame gives an anomaly map in [0, 1], normalised with the
-reference set's own held-out distances so thresholds sit on the same scale as zero-shot maps.
+Each part (or the ROI, or the whole frame with ``foreground = "full"``) is cut into tiles at a fixed scale
+(``pipeline.reference.scale``; 1 = the camera's native resolution, aspect ratio kept), so a defect a few pixels
+wide reaches the backbone a few pixels wide. A bank is built once from the same tiling of good images,
+subsampled by greedy coreset, and saved as ``bank.npy`` + ``meta.json``. Scoring a frame stitches the patch
+distances back into a map at the frame's resolution, in [0, 1], normalised with the reference set's own
+held-out distances so thresholds sit on the same scale as zero-shot maps.
 """
 
 from __future__ import annotations
@@ -17,23 +20,24 @@ import cv2
 import numpy as np
 import torch
 
+from inspectd.config import ReferenceConfig
 from inspectd.errors import ImageError, ModelLoadError, ModelNotFoundError
 from inspectd.logs import get_logger
 from inspectd.method.patchcore import (
     greedy_coreset,
-    nearest_distance,
+    network_size,
     normalise_distances,
     normaliser_stats,
+    scaled_tiles,
+    stitch_mean,
 )
+from inspectd.method.tiling import Box, Tile, expand_box
 from inspectd.models.backbone import EfficientNetLite
 
 log = get_logger("reference")
 
 BANK_FILE = "bank.npy"
 META_FILE = "meta.json"
-FOREGROUND_PATCH_FRACTION = 0.25
-MIN_FOREGROUND_FRACTION = 0.01
-SMOOTH_SIGMA = 4.0
 
 
 @dataclass
@@ -42,6 +46,14 @@ class MemoryBank:
 
     features: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
+    _tensors: dict[str, torch.Tensor] = field(default_factory=dict, repr=False, compare=False)
+
+    def tensor(self, device: torch.device) -> torch.Tensor:
+        """The features as a tensor on ``device``, made once per device."""
+        key = str(device)
+        if key not in self._tensors:
+            self._tensors[key] = torch.from_numpy(self.features).to(device)
+        return self._tensors[key]
 
     def save(self, folder: Path) -> None:
         """Write ``bank.npy`` and ``meta.json`` into ``folder`` (created if needed)."""
@@ -72,58 +84,97 @@ class MemoryBank:
         return cls(features.astype(np.float32), info)
 
 
-def _foreground_grid(foreground: np.ndarray | None, grid: tuple[int, int]) -> np.ndarray:
-    """Which feature-grid cells are foreground: those at least a quarter covered by the mask."""
-    if foreground is None:
-        return np.ones(grid, dtype=bool)
-    fg = foreground.astype(np.float32)
-    if fg.mean() < MIN_FOREGROUND_FRACTION:
-        log.warning(
-            "foreground_too_small", fraction=round(float(fg.mean()), 4), action="using the whole image"
-        )
-        return np.ones(grid, dtype=bool)
-    small = cv2.resize(fg, (grid[1], grid[0]), interpolation=cv2.INTER_AREA)
-    return small >= FOREGROUND_PATCH_FRACTION
+def nearest_distance(queries: torch.Tensor, bank: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """Euclidean distance from each query row (Q, C) to its nearest bank row (M, C), in chunks of queries."""
+    out = torch.empty(queries.shape[0], dtype=torch.float32)
+    for start in range(0, queries.shape[0], chunk):
+        d = torch.cdist(queries[start : start + chunk].float(), bank.float())
+        out[start : start + chunk] = d.min(dim=1).values.cpu()
+    return out
 
 
-def _patch_features(backbone: EfficientNetLite, image: np.ndarray) -> torch.Tensor:
-    """(h, w, C) patch features of one image at the backbone's input size."""
+def part_regions(
+    image_hw: tuple[int, int], boxes: list[tuple[int, int, int, int]] | None, context: float
+) -> list[Box]:
+    """Where reference mode looks: each part's box ``(x, y, w, h)`` grown by ``context``, or the whole image
+    when ``boxes`` is None (``foreground = "full"``)."""
+    if boxes is None:
+        return [(0, 0, image_hw[1], image_hw[0])]
+    return [expand_box(b, image_hw, context) for b in boxes]
+
+
+def _check_image(image: np.ndarray) -> None:
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ImageError(f"expected an RGB uint8 image (H, W, 3), got {image.dtype} {image.shape}")
-    return backbone.features(backbone.prepare(image)[None])[0].permute(1, 2, 0).contiguous()
+
+
+def tile_features(
+    backbone: EfficientNetLite, image: np.ndarray, tiles: list[Tile], scale: float
+) -> list[torch.Tensor]:
+    """(h, w, C) patch features of each tile, the tile resized by ``scale`` (aspect kept); tiles of one network
+    size go through the backbone together."""
+    _check_image(image)
+    sizes = [network_size(t, scale) for t in tiles]
+    out: list[torch.Tensor | None] = [None] * len(tiles)
+    for size in dict.fromkeys(sizes):
+        idx = [i for i, s in enumerate(sizes) if s == size]
+        batch = np.empty((len(idx), size[1], size[0], 3), np.uint8)
+        for j, i in enumerate(idx):
+            t = tiles[i]
+            crop = image[t.y0 : t.y1, t.x0 : t.x1]
+            interp = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
+            batch[j] = crop if crop.shape[1::-1] == size else cv2.resize(crop, size, interpolation=interp)
+        feats = backbone.features(batch).permute(0, 2, 3, 1)
+        for j, i in enumerate(idx):
+            out[i] = feats[j]
+    return out  # type: ignore[return-value]
+
+
+def geometry(backbone: EfficientNetLite, cfg: ReferenceConfig) -> dict[str, Any]:
+    """What a bank must share with the frames it scores: backbone, feature stages and the tiling scale."""
+    return {
+        "backbone": backbone.model_id,
+        "stages": list(backbone.stages),
+        "scale": cfg.scale,
+        "tile": cfg.tile,
+    }
 
 
 def build_bank(
-    backbone: EfficientNetLite, images: list[np.ndarray], foregrounds: list[np.ndarray | None], coreset: int
+    backbone: EfficientNetLite,
+    images: list[np.ndarray],
+    regions: list[list[Box]],
+    cfg: ReferenceConfig,
+    coreset: int,
 ) -> MemoryBank:
-    """Memory bank from good images: foreground patch features, greedy coreset of at most ``coreset`` rows,
-    and normaliser statistics from each image's distances to the bank rows of the *other* images."""
+    """Memory bank from good images cut exactly as frames will be (``regions`` per image, tiles at
+    ``cfg.scale``): patch features, greedy coreset of at most ``coreset`` rows, and normaliser statistics from
+    each image's distances to the bank rows of the *other* images."""
     if len(images) < 2:
         raise ImageError(f"reference mode needs at least 2 good images, got {len(images)}")
-    if len(foregrounds) != len(images):
-        raise ValueError(f"{len(images)} images but {len(foregrounds)} foregrounds")
+    if len(regions) != len(images):
+        raise ValueError(f"{len(images)} images but {len(regions)} region lists")
     t0 = time.monotonic()
-    feats, owners = [], []
-    for i, (img, fg) in enumerate(zip(images, foregrounds, strict=True)):
-        f = _patch_features(backbone, img)
-        keep = torch.from_numpy(_foreground_grid(fg, tuple(f.shape[:2])))
-        feats.append(f[keep])
-        owners.append(torch.full((int(keep.sum()),), i, dtype=torch.long))
-    all_feats, all_owners = torch.cat(feats), torch.cat(owners)
-    picks = greedy_coreset(all_feats, coreset)
-    bank, bank_owner = all_feats[picks], all_owners[picks]
+    feats = []
+    for img, regs in zip(images, regions, strict=True):
+        tiles = scaled_tiles(regs, img.shape[:2], cfg.scale, cfg.tile, cfg.overlap)
+        per_tile = tile_features(backbone, img, tiles, cfg.scale)
+        feats.append(torch.cat([f.reshape(-1, f.shape[-1]) for f in per_tile]).cpu())
+    owners = np.concatenate([np.full(f.shape[0], i) for i, f in enumerate(feats)])
+    all_feats = torch.cat(feats)
+    picks = greedy_coreset(all_feats.numpy(), coreset)
+    bank, bank_owner = all_feats[torch.from_numpy(picks)], owners[picks]
     held_out, per_image_max = [], []
     for i, f in enumerate(feats):
-        others = bank[bank_owner != i]
+        others = bank[torch.from_numpy(bank_owner != i)]
         if others.shape[0] == 0:
             others = torch.cat([g for j, g in enumerate(feats) if j != i])
-        d = nearest_distance(f, others).numpy()
+        d = nearest_distance(f.to(backbone.device), others.to(backbone.device)).numpy()
         held_out.append(d)
         per_image_max.append(float(d.max()))
     stats = normaliser_stats(np.concatenate(held_out), np.asarray(per_image_max))
     meta = {
-        "backbone": backbone.model_id,
-        "input_size": backbone.input_size,
+        **geometry(backbone, cfg),
         "layers": list(backbone.layers),
         "channels": int(bank.shape[1]),
         "images": len(images),
@@ -143,30 +194,44 @@ def build_bank(
     return MemoryBank(bank.numpy().astype(np.float32), meta)
 
 
-def check_compatible(backbone: EfficientNetLite, bank: MemoryBank) -> None:
-    """A bank must be scored with the backbone and input size that built it."""
-    if bank.meta.get("backbone") != backbone.model_id or bank.meta.get("input_size") != backbone.input_size:
+def check_compatible(backbone: EfficientNetLite, bank: MemoryBank, cfg: ReferenceConfig) -> None:
+    """A bank must be scored with the backbone, stages and tiling scale that built it."""
+    want = geometry(backbone, cfg)
+    have = {k: bank.meta.get(k) for k in want}
+    if have != want:
+        diff = ", ".join(f"{k} {have[k]} (now {want[k]})" for k in want if have[k] != want[k])
         raise ModelLoadError(
-            f"reference bank was built with {bank.meta.get('backbone')} at {bank.meta.get('input_size')} px, "
-            f"the loaded backbone is {backbone.model_id} at {backbone.input_size} px; rebuild it with "
-            "`inspectd reference add CAMERA GOOD_IMAGES...`"
+            f"reference bank was built with {diff}; rebuild it with `inspectd reference add CAMERA GOOD_IMAGES...`"
+            " or restore the settings it was built with (models.reference_*, pipeline.reference)"
         )
 
 
 def score_image(
-    backbone: EfficientNetLite, bank: MemoryBank, image: np.ndarray, foreground: np.ndarray | None
+    backbone: EfficientNetLite,
+    bank: MemoryBank,
+    image: np.ndarray,
+    regions: list[Box],
+    cfg: ReferenceConfig,
 ) -> tuple[np.ndarray, float]:
-    """Anomaly map float32 (H, W) in [0, 1], zero outside the foreground when given, and the image score
-    (the map's maximum): nearest-bank-patch distance, upsampled, smoothed and normalised."""
-    check_compatible(backbone, bank)
-    f = _patch_features(backbone, image)
-    h, w = f.shape[:2]
-    d = nearest_distance(f.reshape(h * w, -1), torch.from_numpy(bank.features)).numpy().reshape(h, w)
-    in_h, in_w = backbone.input_shape(*image.shape[:2])
-    d = cv2.resize(d, (in_w, in_h), interpolation=cv2.INTER_LINEAR)
-    d = cv2.GaussianBlur(d, (0, 0), SMOOTH_SIGMA)
-    d = cv2.resize(d, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
-    amap = normalise_distances(d, bank.meta["normaliser"])
-    if foreground is not None and foreground.mean() >= MIN_FOREGROUND_FRACTION:
-        amap = np.where(foreground.astype(bool), amap, 0.0).astype(np.float32)
+    """Anomaly map float32 (H, W) in [0, 1] at the frame's resolution, zero outside ``regions``, and the image
+    score (the map's maximum): per tile, each patch's distance to its nearest bank row, stitched (mean where
+    tiles overlap), smoothed and normalised."""
+    check_compatible(backbone, bank, cfg)
+    _check_image(image)
+    hw = image.shape[:2]
+    tiles = scaled_tiles(regions, hw, cfg.scale, cfg.tile, cfg.overlap)
+    per_tile = tile_features(backbone, image, tiles, cfg.scale)
+    queries = torch.cat([f.reshape(-1, f.shape[-1]) for f in per_tile])
+    d_all = nearest_distance(queries, bank.tensor(backbone.device)).numpy()
+    maps, start = [], 0
+    for t, f in zip(tiles, per_tile, strict=True):
+        h, w = f.shape[:2]
+        d = d_all[start : start + h * w].reshape(h, w)
+        start += h * w
+        maps.append(cv2.resize(d, (t.width, t.height), interpolation=cv2.INTER_LINEAR))
+    dist = stitch_mean(maps, tiles, hw)
+    covered = stitch_mean([np.ones((t.height, t.width), np.float32) for t in tiles], tiles, hw) > 0
+    if cfg.smooth_sigma > 0:
+        dist = cv2.GaussianBlur(dist, (0, 0), cfg.smooth_sigma / cfg.scale)
+    amap = np.where(covered, normalise_distances(dist, bank.meta["normaliser"]), 0.0).astype(np.float32)
     return amap, float(amap.max())

@@ -21,9 +21,11 @@ from inspectd.logs import get_logger
 from inspectd.models.store import ModelStore
 from inspectd.pipeline.inspector import InspectionResult, Inspector
 from inspectd.secrets import register as register_secrets
+from inspectd.service.console import Console, ConsoleLink
 from inspectd.service.metrics import Metrics
 from inspectd.service.scheduler import Scheduler
 from inspectd.service.systemd import Notifier
+from inspectd.serving.client import TritonStore, make_store
 from inspectd.sinks.mqtt import MqttSink
 from inspectd.sources.base import FrameSource
 from inspectd.sources.runner import make_source, no_frame, run_source
@@ -32,7 +34,9 @@ from inspectd.sources.triggers import Trigger, TriggerQueue, trigger_from_payloa
 
 log = get_logger("daemon")
 
-RESTART_SECTIONS = ("models", "scheduler", "mqtt", "metrics", "logging")
+RESTART_SECTIONS = ("models", "scheduler", "mqtt", "metrics", "logging", "console")
+# reference: every bank was built with that tiling and must be rebuilt with a new one.
+PIPELINE_RESTART_KEYS = ("max_image_pixels", "reference")
 
 
 def restart_needed(old: Settings, new: Settings) -> list[str]:
@@ -44,7 +48,7 @@ def restart_needed(old: Settings, new: Settings) -> list[str]:
         if old.cameras[name].source != new.cameras[name].source:
             changed.append(f"cameras.{name}.source")
     pipeline_restart = [
-        k for k in ("max_image_pixels", "tile_input") if getattr(old.pipeline, k) != getattr(new.pipeline, k)
+        k for k in PIPELINE_RESTART_KEYS if getattr(old.pipeline, k) != getattr(new.pipeline, k)
     ]
     changed += [f"pipeline.{k}" for k in pipeline_restart]
     return changed
@@ -63,7 +67,7 @@ def hot_settings(old: Settings, new: Settings) -> Settings:
             cameras[name] = cam
     merged.cameras = cameras
     merged.pipeline = new.pipeline.model_copy(
-        update={"max_image_pixels": old.pipeline.max_image_pixels, "tile_input": old.pipeline.tile_input}
+        update={k: getattr(old.pipeline, k) for k in PIPELINE_RESTART_KEYS}
     )
     return merged
 
@@ -108,7 +112,7 @@ class Daemon:
         register_secrets(*settings.secret_values())
         self.config_path = config_path
         self.notifier = notifier or Notifier()
-        self.store = store or ModelStore(settings.models, settings.pipeline)
+        self.store = store or make_store(settings.models, settings.pipeline)
         self.metrics = Metrics()
         self.stop_event = threading.Event()
         self.reload_event = threading.Event()
@@ -133,11 +137,59 @@ class Daemon:
         self._closing = False
         self._drain_deadline = 0.0
         self._triggers_cut = 0
+        self.reloads = 0
+        self.last_reload_ok = True
+        self._reloaded = threading.Condition()
+        self.console: Console | None = None
+        if settings.console.enabled:
+            self.console = Console(settings.console, list(settings.cameras), self._console_link())
+
+    def _console_link(self) -> ConsoleLink:
+        """What the console may read and ask of this daemon (it holds no reference to the daemon itself)."""
+        return ConsoleLink(
+            settings=lambda: self.settings,
+            queue_depth=self.scheduler.waiting,
+            models=self.store.describe,
+            device=lambda: str(self.store.device),
+            reload=self.request_reload,
+            backbone=self.store.backbone,
+            config_path=self.config_path,
+        )
 
     # ---- start-up ------------------------------------------------------------------------------------------
 
+    def inference_state(self) -> str | None:
+        """Reachability of the inference server (models.backend = triton), else None."""
+        return self.store.state if isinstance(self.store, TritonStore) else None
+
+    def _connect_server(self, store: TritonStore) -> None:
+        """Wait (up to models.triton_deadline_s) for the inference server; run on without it if it stays away."""
+        url = self.settings.models.triton_url
+        self.notifier.status(f"waiting for the inference server at {url}")
+        log.info("waiting_for_inference_server", url=url, deadline_s=self.settings.models.triton_deadline_s)
+        store.conn.listeners.append(self._on_inference_state)
+        if not store.connect(self.settings.models.triton_deadline_s):
+            log.error(
+                "inference_server_unreachable",
+                url=url,
+                detail="starting anyway: parts are answered error/inference_unavailable until it answers",
+                fix="start `inspectd serve` there, or check models.triton_url",
+            )
+
+    def _on_inference_state(self, state: str) -> None:
+        self.metrics.inference_ready.set(1 if state == "ready" else 0)
+        with self._lock:
+            payloads = {name: st.payload() for name, st in self.states.items()}
+        if self.sink is not None:
+            for name, payload in payloads.items():
+                self.sink.publish_state(name, {**payload, "inference": state})
+        self.notifier.status(self.status_line())
+
     def load_models(self) -> None:
         """Load and warm every network the configured cameras need, before READY=1."""
+        if isinstance(self.store, TritonStore):
+            self._connect_server(self.store)
+            return
         self.notifier.status("loading models")
         modes = {c.mode for c in self.settings.cameras.values()} or {"zero-shot"}
         self.store.isnet()
@@ -160,6 +212,8 @@ class Daemon:
             source.use_sequence(SequenceFile(default_state_dir() / "seq" / name))
             self.sources[name] = source
         self.scheduler.start()
+        if self.console is not None:
+            self.console.start()
         if self.settings.mqtt.enabled:
             self.sink = MqttSink(self.settings.mqtt, list(self.settings.cameras), self._on_trigger)
             self.sink.start()
@@ -196,6 +250,8 @@ class Daemon:
     def _deliver(self, result: InspectionResult) -> None:
         v = result.verdict
         cam = self.inspector.camera_config(v.camera)
+        if self.console is not None:
+            self.console.offer(result)
         if self.sink is not None:
             self.sink.publish_verdict(v)
             if cam.heatmap and result.image is not None and v.verdict != "error":
@@ -284,7 +340,11 @@ class Daemon:
                     if k not in ("state", "fps", "camera", "connected", "verdicts")
                 }
                 payload = st.payload()
+            if self.inference_state() is not None:
+                payload["inference"] = self.inference_state()
             self.metrics.source_connected.labels(name).set(1 if st.connected else 0)
+            if self.console is not None:
+                self.console.camera_state(name, payload)
             if self.sink is not None:
                 self.sink.publish_state(name, payload)
 
@@ -307,9 +367,11 @@ class Daemon:
         fps = sum(s.fps for s in self.states.values())
         mqtt = "off" if self.sink is None else ("connected" if self.sink.connected else "DISCONNECTED")
         spool = self.sink.spool_depth if self.sink is not None else 0
+        inference = self.inference_state()
+        server = "" if inference is None else f", inference server {inference.upper()}"
         return (
             f"cameras {up}/{len(self.states)} connected, {fps:.1f} fps in, {self.verdicts} verdicts, "
-            f"queue {self.scheduler.pending()}, mqtt {mqtt}, spool {spool}"
+            f"queue {self.scheduler.pending()}, mqtt {mqtt}, spool {spool}{server}"
         )
 
     def _update_counters(self) -> None:
@@ -323,15 +385,34 @@ class Daemon:
             self.metrics.frames_dropped.labels(name).inc(dropped - seen["dropped"])
             seen.update(malformed=malformed, dropped=dropped)
 
+    def request_reload(self, timeout: float = 30.0) -> bool:
+        """Reload through the SIGHUP path (the supervision loop) and wait for it; True when it was applied."""
+        with self._reloaded:
+            before = self.reloads
+        self.reload_event.set()
+        with self._reloaded:
+            done = self._reloaded.wait_for(lambda: self.reloads > before, timeout)
+            return done and self.last_reload_ok
+
     def reload(self) -> None:
         """SIGHUP: re-read the config; apply thresholds, prompts and heatmap settings, name what needs a restart."""
+        ok = False
+        try:
+            ok = self._reload()
+        finally:
+            with self._reloaded:
+                self.reloads += 1
+                self.last_reload_ok = ok
+                self._reloaded.notify_all()
+
+    def _reload(self) -> bool:
         self.notifier.reloading()
         try:
             new = load_settings(self.config_path)
         except ConfigError as exc:
             log.error("reload_rejected", error=str(exc))
             self.notifier.ready(self.status_line())
-            return
+            return False
         register_secrets(*new.secret_values())
         needs = restart_needed(self.settings, new)
         merged = hot_settings(self.settings, new)
@@ -352,6 +433,7 @@ class Daemon:
             },
         )
         self.notifier.ready(self.status_line())
+        return True
 
     def sources_done(self) -> bool:
         """Every source reached its end (files, folders without loop) and every frame is answered."""
@@ -386,6 +468,8 @@ class Daemon:
             self.expire_triggers()
             self.notifier.status(self.status_line())
             self._update_counters()
+            if self.console is not None:
+                self.console.watch()
             if self.sink is not None:
                 self.metrics.mqtt_connected.set(1 if self.sink.connected else 0)
                 self.metrics.spool_depth.set(self.sink.spool_depth)
@@ -419,7 +503,11 @@ class Daemon:
         drained = finished and sources_stopped and self._triggers_cut == 0
         if self.sink is not None:
             self.sink.stop(timeout=5.0)
+        if self.console is not None:
+            self.console.stop()
         self.metrics.close()
+        if isinstance(self.store, TritonStore):
+            self.store.close()
         log.info(
             "stopped",
             drained=drained,

@@ -49,6 +49,11 @@ class Metrics:
         )
         self.queue_depth = Gauge("inspectd_queue_frames", "Frames waiting or in flight", registry=r)
         self.mqtt_connected = Gauge("inspectd_mqtt_connected", "1 while connected to the broker", registry=r)
+        self.inference_ready = Gauge(
+            "inspectd_inference_server_ready",
+            "1 while the inference server answers (models.backend = triton)",
+            registry=r,
+        )
         self.spool_depth = Gauge(
             "inspectd_spool_messages", "Verdicts waiting in the on-disk spool", registry=r
         )

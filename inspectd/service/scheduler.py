@@ -17,12 +17,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from inspectd.config import SchedulerConfig
-from inspectd.errors import ErrorReason
+from inspectd.errors import ErrorReason, InferenceUnavailable, InspectdError
 from inspectd.frame import Frame
 from inspectd.logs import get_logger
 from inspectd.pipeline.inspector import FramePlan, InspectionResult, Inspector
 
 log = get_logger("scheduler")
+
+
+def failure_reason(exc: Exception) -> ErrorReason:
+    """The verdict reason for a fault: the one an inspectd error carries (the inference server out of reach,
+    ...), else an internal fault."""
+    return exc.reason if isinstance(exc, InspectdError) else ErrorReason.INTERNAL
+
 
 Deliver = Callable[[InspectionResult], None]
 
@@ -199,6 +206,12 @@ class Scheduler:
             return True
         return now - self.last_progress < stall_s
 
+    def waiting(self, camera: str) -> int:
+        """Frames of one camera waiting for the device (not yet in flight)."""
+        with self._cv:
+            q = self._cameras.get(camera)
+            return len(q.waiting) if q is not None else 0
+
     def pending(self) -> int:
         """Frames submitted and not yet answered."""
         with self._cv:
@@ -313,10 +326,13 @@ class Scheduler:
                 insp.measure_complexity(plan)
             ticket.reference = insp.score_reference(plan)
         except Exception as exc:  # a fault in one frame must not stop the line
-            log.exception("frame_failed", camera=ticket.camera, seq=ticket.frame.seq)
+            if isinstance(exc, InferenceUnavailable):
+                log.error("frame_failed", camera=ticket.camera, seq=ticket.frame.seq, error=str(exc))
+            else:
+                log.exception("frame_failed", camera=ticket.camera, seq=ticket.frame.seq)
             plan = ticket.plan or FramePlan(frame=ticket.frame, camera=insp.camera_config(ticket.camera))
             ticket.plan = plan
-            insp.fail(plan, ErrorReason.INTERNAL, f"{type(exc).__name__}: {exc}")
+            insp.fail(plan, failure_reason(exc), f"{type(exc).__name__}: {exc}")
         if not insp.needs_tiles(plan):
             self._spawn(self._finish, ticket, None)
         else:
@@ -351,9 +367,12 @@ class Scheduler:
         try:
             outputs = self.inspector.score_tiles([t.plan for t in batch], self.cfg.max_batch_tiles)
         except Exception as exc:
-            log.exception("batch_failed", tiles=n, frames=len(batch))
+            if isinstance(exc, InferenceUnavailable):
+                log.error("batch_failed", tiles=n, frames=len(batch), error=str(exc))
+            else:
+                log.exception("batch_failed", tiles=n, frames=len(batch))
             for t in batch:
-                self.inspector.fail(t.plan, ErrorReason.INTERNAL, f"{type(exc).__name__}: {exc}")
+                self.inspector.fail(t.plan, failure_reason(exc), f"{type(exc).__name__}: {exc}")
             outputs = [None] * len(batch)
         for t, out in zip(batch, outputs, strict=True):
             self._spawn(self._finish, t, out)

@@ -1,0 +1,147 @@
+"""The console's on-disk ring of recent parts: frame, heatmap, anomaly map and foreground per verdict.
+
+Files live in one folder under ``console.dir``; the ring keeps their total size under ``console.ring_max_mb`` by
+dropping the oldest parts first. It survives restarts (the index is rebuilt from the records on disk).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from inspectd.atomicfile import is_temporary, write_atomic
+from inspectd.logs import get_logger
+
+log = get_logger("console.ring")
+
+RECORD_RE = re.compile(r"^(\d{10})-([A-Za-z0-9_.\-]+)\.json$")
+ARTIFACTS = ("frame.jpg", "heatmap.jpg", "map.png", "foreground.png")
+
+
+@dataclass
+class RingEntry:
+    """One part in the ring: its id, camera, bytes on disk and which artifacts exist."""
+
+    record_id: str
+    camera: str
+    size: int
+    artifacts: tuple[str, ...]
+
+
+class FrameRing:
+    """Bounded folder of part records; ``add`` writes one and drops the oldest past the size limit."""
+
+    def __init__(self, folder: Path, max_bytes: int) -> None:
+        self.folder = Path(folder)
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[str, RingEntry] = OrderedDict()
+        self._bytes = 0
+        self._next = 0
+        self._lock = threading.Lock()
+        self.dropped = 0
+
+    def open(self) -> list[dict[str, Any]]:
+        """Create the folder, index what a previous run left (leftover temporaries removed); oldest first."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        records = []
+        for path in sorted(self.folder.iterdir()):
+            if is_temporary(path.name):
+                path.unlink(missing_ok=True)
+                continue
+            m = RECORD_RE.match(path.name)
+            if not m:
+                continue
+            record_id = path.name[: -len(".json")]
+            try:
+                record = json.loads(path.read_text())
+            except (OSError, ValueError) as exc:
+                log.warning("ring_record_unreadable", file=str(path), error=str(exc), action="dropped")
+                self._remove_files(record_id)
+                continue
+            artifacts = tuple(a for a in ARTIFACTS if self.path(record_id, a).is_file())
+            size = path.stat().st_size + sum(self.path(record_id, a).stat().st_size for a in artifacts)
+            self._entries[record_id] = RingEntry(record_id, m.group(2), size, artifacts)
+            self._bytes += size
+            self._next = max(self._next, int(m.group(1)) + 1)
+            records.append(record)
+        for path in self.folder.iterdir():
+            record_id, _, artifact = path.name.partition(".")
+            if artifact in ARTIFACTS and record_id not in self._entries:
+                path.unlink(missing_ok=True)  # left by a part whose record was never written
+        with self._lock:
+            self._trim()
+        keep = set(self._entries)
+        return [r for r in records if r.get("id") in keep]
+
+    def new_id(self, camera: str) -> str:
+        """A fresh record id, ordered by arrival across cameras and restarts."""
+        with self._lock:
+            n = self._next
+            self._next += 1
+        return f"{n:010d}-{camera}"
+
+    def path(self, record_id: str, artifact: str) -> Path:
+        """Where one artifact (``frame.jpg``, ``heatmap.jpg``, ``map.png``, ``foreground.png``) of a part lives."""
+        return self.folder / f"{record_id}.{artifact}"
+
+    def add(self, record: dict[str, Any], artifacts: dict[str, bytes]) -> list[str]:
+        """Write a part's artifacts and record; returns the ids dropped to stay under the size limit."""
+        record_id = record["id"]
+        size = 0
+        for name, data in artifacts.items():
+            self.path(record_id, name).write_bytes(data)
+            size += len(data)
+        body = json.dumps(record, separators=(",", ":"))
+        write_atomic(self.folder / f"{record_id}.json", body)
+        size += len(body)
+        with self._lock:
+            self._entries[record_id] = RingEntry(record_id, record["camera"], size, tuple(artifacts))
+            self._bytes += size
+            return self._trim()
+
+    def has(self, record_id: str, artifact: str) -> bool:
+        """Whether the part is still in the ring with that artifact."""
+        with self._lock:
+            entry = self._entries.get(record_id)
+            return entry is not None and artifact in entry.artifacts
+
+    def read(self, record_id: str, artifact: str) -> bytes | None:
+        """An artifact's bytes, or None when the part was dropped (or never had it)."""
+        if not self.has(record_id, artifact):
+            return None
+        try:
+            return self.path(record_id, artifact).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    @property
+    def bytes(self) -> int:
+        """Bytes the ring holds now."""
+        with self._lock:
+            return self._bytes
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    def _trim(self) -> list[str]:
+        """Drop the oldest parts until the ring fits its limit (a single part larger than it is dropped too)."""
+        dropped = []
+        while self._bytes > self.max_bytes and self._entries:
+            record_id, entry = self._entries.popitem(last=False)
+            self._bytes -= entry.size
+            self._remove_files(record_id)
+            dropped.append(record_id)
+            self.dropped += 1
+        return dropped
+
+    def _remove_files(self, record_id: str) -> None:
+        for name in (*ARTIFACTS, "json"):
+            with contextlib.suppress(FileNotFoundError):
+                self.path(record_id, name).unlink()

@@ -1,0 +1,84 @@
+"""The console's HTTP server: uvicorn on its own thread and event loop, with no signal handlers of its own
+(the daemon owns signals). The listening socket is bound in ``start`` so a bad host or port is a start error."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from typing import Any
+
+from inspectd.errors import ConfigError
+from inspectd.logs import get_logger
+
+log = get_logger("console.server")
+
+
+class ConsoleServer:
+    """One uvicorn server on a thread; ``restart`` binds the same port again after a crash."""
+
+    def __init__(self, app: Any, host: str, port: int, max_clients: int) -> None:
+        self.app = app
+        self.host = host
+        self.port = port
+        self.max_clients = max_clients
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self.crashed: BaseException | None = None
+
+    def _bind(self) -> socket.socket:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self.port))
+        except OSError as exc:
+            sock.close()
+            raise ConfigError(
+                f"console.host/console.port {self.host}:{self.port}: {exc.strerror}; pick a free port"
+            ) from exc
+        sock.listen(128)
+        sock.set_inheritable(True)
+        self.port = sock.getsockname()[1]
+        return sock
+
+    def start(self) -> None:
+        """Bind and serve on a new thread."""
+        import uvicorn
+
+        sock = self._bind()
+        config = uvicorn.Config(
+            self.app,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_keep_alive=5,
+            timeout_graceful_shutdown=2,
+            limit_concurrency=self.max_clients + 32,
+            h11_max_incomplete_event_size=16 * 1024,
+        )
+        self._server = uvicorn.Server(config)
+        self.crashed = None
+        self._thread = threading.Thread(target=self._serve, args=(sock,), name="console-http", daemon=True)
+        self._thread.start()
+
+    def _serve(self, sock: socket.socket) -> None:
+        try:
+            self._server.run(sockets=[sock])
+        except BaseException as exc:
+            self.crashed = exc
+            log.exception("console_server_failed", error=str(exc))
+        finally:
+            sock.close()
+
+    def started(self) -> bool:
+        return self._server is not None and bool(self._server.started)
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask uvicorn to finish and wait for its thread."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout)
