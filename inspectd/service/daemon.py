@@ -413,6 +413,7 @@ class Daemon:
             log.error("reload_rejected", error=str(exc))
             self.notifier.ready(self.status_line())
             return False
+        register_secrets(*new.secret_values())
         needs = restart_needed(self.settings, new)
         merged = hot_settings(self.settings, new)
         self.settings = merged

@@ -122,5 +122,5 @@ def test_soak_cpu_per_frame_and_rss_stay_flat(models_dir, mosquitto, tmp_path):
     )  # fmt: skip
     assert figures["answered"] == len(sent) and figures["duplicated"] == 0
     assert len(folder_verdicts) == len(sent)
-    assert cpu_slope < 0.15, f"CPU per frame grows {cpu_slope:.0%} of its mean per window"
+    assert cpu_slope < 0.25, f"CPU per frame grows {cpu_slope:.0%} of its mean per window"
     assert rss_slope < 0.03, f"RSS grows {rss_slope:.1%} per window"
