@@ -9,10 +9,13 @@ import threading
 import time
 
 import httpx
+import numpy as np
 import pytest
 
 from inspectd.bench.subscriber import Subscriber
 from inspectd.config import load_settings
+from inspectd.frame import Frame, Verdict
+from inspectd.pipeline.inspector import InspectionResult
 from inspectd.service.daemon import Daemon
 from tests.plugins.console import (
     OPERATOR,
@@ -290,29 +293,23 @@ def test_slow_and_many_clients_cannot_grow_memory_or_stop_inspection(console_lin
         slow = [_raw_sse(port) for _ in range(4)]  # connect, never read
         wait_until(lambda: console.clients == 4, 20, "4 live clients")
         refused = httpx.get(f"http://127.0.0.1:{port}/api/events", timeout=10)
-        # flood the renderer directly with results (as a very fast line would) while the slow clients sit
-        result = None
+        # a line far faster than rendering: results arrive as fast as the daemon could hand them over
         cam = Camera(ports["cam"])
         cam.send("S-1", 60)
         wait_parts(daemon, "cam", 1)
         stop = threading.Event()
-        flooded = [0]
+        flooded, deepest = [0], [0]
 
         def flood() -> None:
-            import numpy as np
-
-            from inspectd.frame import Frame, Verdict
-
             image = np.zeros((192, 256, 3), np.uint8)
-            from inspectd.pipeline.inspector import InspectionResult
-
             while not stop.is_set():
                 frame = Frame(camera="cam", seq=1000 + flooded[0], image=image)
-                v = Verdict.error(frame, "overloaded", "flood")
-                console.offer(InspectionResult(v, image, None, None))
+                console.offer(
+                    InspectionResult(Verdict.error(frame, "overloaded", "flood"), image, None, None)
+                )
                 flooded[0] += 1
-                if console.renderer.pending() > console.cfg.render_queue:
-                    raise AssertionError("render queue grew past its bound")
+                deepest[0] = max(deepest[0], console.renderer.pending())
+                time.sleep(0.001)
 
         t = threading.Thread(target=flood, daemon=True)
         t.start()
@@ -322,7 +319,7 @@ def test_slow_and_many_clients_cannot_grow_memory_or_stop_inspection(console_lin
         overview = httpx.get(f"http://127.0.0.1:{port}/api/overview", timeout=10)
         stop.set()
         t.join(5)
-        result = console.renderer.skipped
+        skipped = console.renderer.skipped
         for s in slow:
             s.close()
         wait_until(lambda: console.clients == 0, 30, "closed clients to be released")
@@ -330,6 +327,7 @@ def test_slow_and_many_clients_cannot_grow_memory_or_stop_inspection(console_lin
     assert refused.status_code == 503
     assert overview.status_code == 200
     assert [v["part_id"] for v in got] == ["S-1", "S-2"]
-    assert flooded[0] > 0 and result > 0, "a full render queue skips its oldest entry instead of growing"
+    assert flooded[0] > 0 and skipped > 0, "a full render queue skips its oldest entry instead of growing"
+    assert deepest[0] <= console.cfg.render_queue
     assert len(console.snapshots.history("cam")) <= console.cfg.history
     sub.close()

@@ -89,6 +89,16 @@ def test_preview_names_the_flips_apply_changes_the_config_and_refuses_without_pa
         flips = {v["part_id"] for v in got if v["score"] >= t}
         wait = page(browser, daemon)
         wait.until(lambda b: tile_text(b, "cam", "part") == "B-3")
+        wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#history-rows tr")) == 4)
+        browser.find_element(By.CSS_SELECTOR, "#history-rows tr").click()  # newest part: B-3
+        wait.until(
+            lambda b: b.execute_script(
+                "return ['detail-frame', 'detail-heatmap'].every("
+                "id => document.getElementById(id).complete && document.getElementById(id).naturalWidth > 0)"
+            )
+        )
+        detail_title = browser.find_element(By.ID, "detail-title").text
+        detail_json = browser.find_element(By.ID, "detail-json").text
         wait.until(lambda b: b.find_element(By.ID, "tune-image").get_attribute("value") == "1")
         field = browser.find_element(By.ID, "tune-image")
         field.clear()
@@ -114,6 +124,7 @@ def test_preview_names_the_flips_apply_changes_the_config_and_refuses_without_pa
         tile_score = tile_text(browser, "cam", "score")
         cam.close()
     assert len(flips) == 2
+    assert detail_title.startswith("cam #4 B-3") and '"defects"' in detail_json, (detail_title, detail_json)
     assert {line.split(":")[0] for line in listed} == flips, listed
     assert all("pass → fail" in line for line in listed)
     assert "fail rate 0.0 % now, 50.0 % at the proposal" in summary and "2 would change verdict" in summary

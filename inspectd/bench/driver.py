@@ -434,6 +434,7 @@ def run_daemon(
     finally:
         stop.set()
         viewer_counts = viewer.close() if viewer is not None else None
+        console_cpu_s = daemon.console.cpu_s() if daemon.console is not None else None
         daemon.stop_event.set()
         supervisor.join(10)
         daemon.shutdown()
@@ -459,6 +460,9 @@ def run_daemon(
         out["console_viewer"] = {
             **asdict(viewer_counts),
             "parts_rendered": daemon.console.renderer.rendered,
+            "console_cpu_ms_per_part": round(
+                1000.0 * console_cpu_s / max(1, daemon.console.renderer.rendered), 2
+            ),
             "render_cpu_ms_per_part": round(
                 1000.0 * daemon.console.renderer.cpu_s / max(1, daemon.console.renderer.rendered), 2
             ),

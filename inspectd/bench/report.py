@@ -208,6 +208,11 @@ def summarise_run(
             "daemon_cpu_ms_per_frame": d,
             "overhead_pct": round(100.0 * (c - d) / d, 1),
         }
+        viewer = on.get("console_viewer", {})
+        if viewer.get("console_cpu_ms_per_part") is not None:
+            own = viewer["console_cpu_ms_per_part"]
+            ratios["console_cpu"]["console_threads_cpu_ms_per_part"] = own
+            ratios["console_cpu"]["console_threads_share_pct"] = round(100.0 * own / d, 2)
     if soak is not None:
         soak["duration_s"] = meta["options"]["duration"]
         soak["memory_trend"] = memory_trend(soak.get("memory", []))
@@ -263,10 +268,14 @@ def format_report(report: dict[str, Any]) -> str:
                 viewer = report["variants"]["console"].get("console_viewer", {})
                 lines.append(
                     f"  {r['what']}: {r['console_cpu_ms_per_frame']:.0f} vs {r['daemon_cpu_ms_per_frame']:.0f} "
-                    f"CPU ms/frame -> overhead {r['overhead_pct']:+.1f}%; the console's renderer "
-                    f"{viewer.get('render_cpu_ms_per_part', 0):.1f} CPU ms per part, viewer got "
-                    f"{viewer.get('events', 0)} pushes and {viewer.get('images', 0)} images"
+                    f"CPU ms/frame -> overhead {r['overhead_pct']:+.1f}%"
                 )
+                if "console_threads_cpu_ms_per_part" in r:
+                    lines.append(
+                        f"  the console's own threads (render + HTTP): {r['console_threads_cpu_ms_per_part']:.1f} "
+                        f"CPU ms per part = {r['console_threads_share_pct']:.2f}% of the daemon's CPU per frame; "
+                        f"viewer got {viewer.get('events', 0)} pushes and {viewer.get('images', 0)} images"
+                    )
             elif key == "daemon_vs_bare":
                 lines.append(
                     f"  {r['what']}: {r['daemon_ms_per_frame']:.0f} vs {r['bare_ms_per_frame']:.0f} ms/frame "

@@ -250,14 +250,14 @@ class Daemon:
     def _deliver(self, result: InspectionResult) -> None:
         v = result.verdict
         cam = self.inspector.camera_config(v.camera)
-        if self.console is not None:
-            self.console.offer(result)
         if self.sink is not None:
             self.sink.publish_verdict(v)
             if cam.heatmap and result.image is not None and v.verdict != "error":
                 mq = self.settings.mqtt
                 rgb = overlay(result.image, result.anomaly_map, v.defects, mq.heatmap_max_side)
                 self.sink.publish_heatmap(v.camera, encode_image(rgb, mq.heatmap_format, mq.heatmap_quality))
+        if self.console is not None:
+            self.console.offer(result)  # a queue append: rendering happens on the console's own thread
         self.metrics.frames_inspected.labels(v.camera, v.verdict).inc()
         self.metrics.latency.labels(v.camera).observe(v.latency_ms / 1000.0)
         with self._lock:

@@ -132,6 +132,10 @@ class Console:
             except ConfigError as exc:
                 log.error("console_restart_failed", error=str(exc), action="retrying on the next tick")
 
+    def cpu_s(self) -> float:
+        """CPU seconds the console's own threads used: rendering plus the HTTP server's event loop."""
+        return self.renderer.cpu_s + (self.server.cpu_s() if self.server is not None else 0.0)
+
     def stop(self) -> None:
         """Stop serving and rendering."""
         self._stopping.set()

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
+from pathlib import Path
 from typing import Any
 
 from inspectd.errors import ConfigError
@@ -24,6 +26,8 @@ class ConsoleServer:
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self.crashed: BaseException | None = None
+        self.cpu_s_done = 0.0
+        self._native_id: int | None = None
 
     def _bind(self) -> socket.socket:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
@@ -62,13 +66,28 @@ class ConsoleServer:
         self._thread.start()
 
     def _serve(self, sock: socket.socket) -> None:
+        self._native_id = threading.get_native_id()
         try:
             self._server.run(sockets=[sock])
         except BaseException as exc:
             self.crashed = exc
             log.exception("console_server_failed", error=str(exc))
         finally:
+            self.cpu_s_done = self.cpu_s()
+            self._native_id = None
             sock.close()
+
+    def cpu_s(self) -> float:
+        """CPU seconds the server's event-loop thread(s) used so far (Linux /proc; 0 elsewhere)."""
+        total = self.cpu_s_done
+        tid = self._native_id
+        if tid is not None:
+            try:
+                fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+                total = self.cpu_s_done + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            except (OSError, IndexError, ValueError):
+                pass
+        return total
 
     def started(self) -> bool:
         return self._server is not None and bool(self._server.started)
