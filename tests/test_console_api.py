@@ -24,8 +24,8 @@ from tests.plugins.console import (
     Camera,
     password_file,
     running,
-    wait_until,
 )
+from tests.plugins.parts import wait_until
 
 pytestmark = pytest.mark.slow
 

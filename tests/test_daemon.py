@@ -13,7 +13,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import cv2
 import pytest
 import zmq
 
@@ -21,6 +20,7 @@ from inspectd.bench.broker import free_port
 from inspectd.bench.samples import make_part, write_clip
 from inspectd.bench.subscriber import Subscriber
 from inspectd.service.daemon import Daemon
+from tests.plugins.parts import png
 from tests.plugins.pipeline import tiny_settings
 
 pytestmark = pytest.mark.slow
@@ -60,12 +60,6 @@ def running(daemon: Daemon):
 
 def verdicts(sub: Subscriber, camera: str, n: int, timeout: float) -> list[dict]:
     return [json.loads(m.payload) for m in sub.wait_for(f"{PREFIX}/{camera}/verdict", n, timeout)]
-
-
-def png(seed: int, defect: str | None = None) -> bytes:
-    ok, buf = cv2.imencode(".png", make_part(256, 192, defect, seed=seed).image[..., ::-1])
-    assert ok
-    return buf.tobytes()
 
 
 class Pusher:

@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -24,8 +23,9 @@ from inspectd.pipeline.inspector import Inspector
 from inspectd.service.daemon import Daemon
 from inspectd.serving.client import TritonStore
 from inspectd.serving.process import batch_statistics
+from tests.plugins.parts import png, wait_until
 from tests.plugins.pipeline import tiny_settings
-from tests.test_daemon import PREFIX, Pusher, daemon_settings, png, running, zmq_camera
+from tests.test_daemon import PREFIX, Pusher, daemon_settings, running, zmq_camera
 
 pytestmark = pytest.mark.slow
 
@@ -37,15 +37,6 @@ def triton_models(server, **extra) -> dict:
 
 def states(sub: Subscriber, camera: str) -> list[dict]:
     return [json.loads(m.payload) for m in list(sub.messages[f"{PREFIX}/{camera}/state"])]
-
-
-def wait_until(predicate, timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 def test_server_down_at_start_daemon_waits_answers_unavailable_then_inspects(

@@ -8,31 +8,23 @@ import io
 import json
 import shutil
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import cv2
 import pytest
 import tomlkit
 import zmq
 
 from inspectd.bench.broker import free_port
-from inspectd.bench.samples import make_part
 from inspectd.config import load_settings
 from inspectd.logs import configure_logging
 from inspectd.service.daemon import Daemon
+from tests.plugins.parts import png
 
 PREFIX = "t"
 PASSWORD = "s3cret-line"
 OPERATOR = "anna"
-
-
-def png(seed: int, defect: str | None = None, width: int = 256, height: int = 192) -> bytes:
-    ok, buf = cv2.imencode(".png", make_part(width, height, defect, seed=seed).image[..., ::-1])
-    assert ok
-    return buf.tobytes()
 
 
 class Camera:
@@ -119,17 +111,6 @@ def running(daemon: Daemon, tick: float = 0.2) -> Iterator[Daemon]:
         daemon.stop_event.set()
         thread.join(10)
         daemon.shutdown()
-
-
-def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll ``check`` until it returns something truthy; AssertionError naming ``what`` on timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 class LogLines:
