@@ -257,10 +257,12 @@ def test_overload_answers_every_part(models_dir, store, mosquitto, tmp_path):
 
 
 def test_reference_and_combined_cameras_through_the_daemon(models_dir, store, mosquitto, tmp_path):
-    from inspectd.pipeline.reference import build_bank
+    from inspectd.config import ReferenceConfig
+    from inspectd.pipeline.reference import build_bank, part_regions
 
     goods = [make_part(256, 192, None, seed=20 + i).image for i in range(3)]
-    bank = build_bank(store.backbone(), goods, [None] * len(goods), coreset=256)
+    regions = [part_regions(g.shape[:2], None, 0.0) for g in goods]
+    bank = build_bank(store.backbone(), goods, regions, ReferenceConfig(), coreset=256)
     bank.save(tmp_path / "bank")
     port_r, port_c = free_port(), free_port()
     cameras = {

@@ -158,8 +158,9 @@ def test_zero_shot_mode_runs_through_the_inspector(tmp_path, inspector):
     factory = inspector_factory(lambda: inspector, "eval", "zero-shot")
     result = run_eval(load_mvtec(root), factory, resolution=16, progress=False)
     (c,) = result.classes
-    assert (c.n_good, c.n_defect) == (1, 1)
-    assert c.metrics["image_auroc"] in (0.0, 0.5, 1.0)
+    # a flat grey image has no part for IS-Net: an error verdict, counted and reported, never scored 0
+    assert c.n_good + c.n_defect + c.n_errors == 2
+    assert f"| error verdicts (not scored) | {c.n_errors} |" in markdown_table(result)
     assert all(0.0 <= r.score <= 1.0 for r in result.images)
 
 
