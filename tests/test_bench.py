@@ -13,6 +13,7 @@ import pytest
 
 from inspectd.bench.driver import BenchOptions, run_bench, variant_settings
 from inspectd.bench.report import format_report, memory_trend, percentiles, summarise_daemon
+from inspectd.bench.variants import VARIANTS
 from inspectd.cli.main import main
 from tests.plugins.pipeline import tiny_settings
 
@@ -149,7 +150,7 @@ def test_bench_runs_every_variant_end_to_end(models_dir, tmp_path):
         assert name in text
     assert "tile batching on vs off" in text and "overhead" in text
     assert any(line.startswith("phase warmup done") for line in lines)
-    assert sum(1 for line in lines if line.startswith("phase ") and " done in " in line) == 8
+    assert sum(1 for line in lines if line.startswith("phase ") and " done in " in line) == 1 + len(VARIANTS)
     assert ratios["reference_mode"]["on"] == "reference" and "reference mode vs zero-shot" in text
 
 

@@ -152,7 +152,7 @@ class Daemon:
             models=self.store.describe,
             device=lambda: str(self.store.device),
             reload=self.request_reload,
-            backbone=self.store.backbone,
+            build_reference=self.inspector.build_reference,
             config_path=self.config_path,
         )
 

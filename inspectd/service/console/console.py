@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ class ConsoleLink:
     models: Callable[[], dict[str, str]]
     device: Callable[[], str]
     reload: Callable[[], bool]
-    backbone: Callable[[], Any]
+    build_reference: Callable[[str, Sequence[np.ndarray], Sequence[str]], Any]
     config_path: Path | None = None
 
 
@@ -300,10 +300,7 @@ class Console:
             settings = self.link.settings()
             try:
                 bank = self.reference_builder(
-                    self.link.backbone(),
-                    folder,
-                    settings.pipeline.reference_coreset,
-                    settings.pipeline.max_image_pixels,
+                    self.link.build_reference, camera, folder, settings.pipeline.max_image_pixels
                 )
             except InspectdError as exc:
                 raise ChangeRefused(f"could not build the reference bank: {exc}", status=422) from exc
@@ -324,17 +321,15 @@ class Console:
                 result = {"camera": camera, "reloaded": self.link.reload()}
         return {**result, "bank": bank}
 
-    def _reference_part(self, record: dict[str, Any]) -> tuple[str, np.ndarray, np.ndarray | None]:
+    def _reference_part(self, record: dict[str, Any]) -> tuple[str, np.ndarray]:
+        """A recent part's whole stored frame, brought back to the camera's frame size: the inspector applies
+        the ROI and finds the part itself, and the bank's tiles must have the scale of the frames they meet."""
         rid = record["id"]
         data = self.ring.read(rid, "frame.jpg")
         if data is None:
             raise ChangeRefused(f"part {rid}'s frame has left the ring", status=410)
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
-        fg_data = self.ring.read(rid, "foreground.png")
-        fg = cv2.imdecode(np.frombuffer(fg_data, np.uint8), cv2.IMREAD_GRAYSCALE) if fg_data else None
-        if record.get("roi"):
-            s = float(record.get("scale") or 1.0)
-            x, y, w, h = (round(v * s) for v in record["roi"])
-            image = image[y : y + h, x : x + w]
-            fg = fg[y : y + h, x : x + w] if fg is not None else None
-        return rid, np.ascontiguousarray(image), (fg > 127) if fg is not None else None
+        size = record.get("size")
+        if size and tuple(size) != (image.shape[1], image.shape[0]):
+            image = cv2.resize(image, (int(size[0]), int(size[1])), interpolation=cv2.INTER_CUBIC)
+        return str(rid), np.ascontiguousarray(image)

@@ -1,55 +1,46 @@
 """Good parts picked in the console become (more of) a camera's reference bank.
 
-The console keeps the images it added in ``<bank>/images/`` and rebuilds the bank from all of them with the
-pipeline's own builder, so "add" extends what the console added before. This is the console's one touch point
-with reference mode: everything else goes through ``inspectd.pipeline.reference``.
+The console keeps the images it added in ``<bank>/images/`` and rebuilds the bank from all of them through the
+inspector's own builder (the camera's ROI, foreground and tiling, exactly as its frames are seen), so "add"
+extends what the console added before. Frames come from the console's ring, stored at most
+``console.image_max_side`` pixels a side; they are brought back to the camera's frame size first, so the bank's
+tiles have the scale of the frames they will be compared with (a ring that stores full-size frames gives the
+sharpest bank).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from inspectd.atomicfile import write_atomic
 from inspectd.imaging.codec import encode_image, read_image
 
 IMAGES = "images"
-FG_SUFFIX = ".fg.png"
+
+#: (camera, good images, their names) -> a MemoryBank, i.e. ``Inspector.build_reference``
+BankBuilder = Callable[[str, Sequence[np.ndarray], Sequence[str]], Any]
 
 
-def save_reference_images(folder: Path, parts: list[tuple[str, np.ndarray, np.ndarray | None]]) -> None:
-    """Keep each picked part (name, RGB image, foreground mask or None) under ``folder/images``."""
+def save_reference_images(folder: Path, parts: list[tuple[str, np.ndarray]]) -> None:
+    """Keep each picked part (name, RGB image at the camera's frame size) under ``folder/images``."""
     images = Path(folder) / IMAGES
     images.mkdir(parents=True, exist_ok=True)
-    for name, image, foreground in parts:
+    for name, image in parts:
         write_atomic(images / f"{name}.png", encode_image(image, "png"))
-        if foreground is not None:
-            ok, buf = cv2.imencode(".png", foreground.astype(np.uint8) * 255)
-            if ok:
-                write_atomic(images / f"{name}{FG_SUFFIX}", buf.tobytes())
 
 
-def build_reference_bank(backbone: Any, folder: Path, coreset: int, max_pixels: int) -> dict[str, Any]:
+def build_reference_bank(build: BankBuilder, camera: str, folder: Path, max_pixels: int) -> dict[str, Any]:
     """Rebuild ``folder``'s bank from every image kept in ``folder/images``; returns the bank's description."""
-    from inspectd.pipeline.reference import build_bank
-
-    images_dir = Path(folder) / IMAGES
-    files = sorted(p for p in images_dir.glob("*.png") if not p.name.endswith(FG_SUFFIX))
-    images, foregrounds = [], []
-    for path in files:
-        images.append(read_image(path, max_pixels))
-        fg_path = path.with_name(path.stem + FG_SUFFIX)
-        fg = cv2.imread(str(fg_path), cv2.IMREAD_GRAYSCALE) if fg_path.is_file() else None
-        foregrounds.append(fg > 127 if fg is not None else None)
-    bank = build_bank(backbone, images, foregrounds, coreset)
-    bank.meta["foreground"] = any(f is not None for f in foregrounds)
+    files = sorted((Path(folder) / IMAGES).glob("*.png"))
+    images = [read_image(path, max_pixels) for path in files]
+    bank = build(camera, images, [p.name for p in files])
     bank.meta["sources"] = [str(p) for p in files]
     bank.save(folder)
     return {"folder": str(folder), "images": len(files), "patches": bank.meta["coreset"]}
 
 
-ReferenceBuilder = Callable[[Any, Path, int, int], dict[str, Any]]
+ReferenceBuilder = Callable[[BankBuilder, str, Path, int], dict[str, Any]]
