@@ -1,8 +1,8 @@
 """A known secret in every place one can be configured never shows up in any output channel.
 
 Places: mqtt.password (file), INSPECTD_MQTT__PASSWORD, mqtt.password_file, an RTSP camera URI, a GStreamer
-pipeline's user-pw. Channels: `check-config` (valid and invalid configs), `run`'s log, every MQTT topic
-(including the retained state), the metrics endpoint.
+pipeline's user-pw, console.password_file. Channels: `check-config` (valid and invalid configs), `run`'s log,
+every MQTT topic (including the retained state), the metrics endpoint, the operator console's page and API.
 """
 
 from __future__ import annotations
@@ -27,13 +27,19 @@ SECRETS = {
     "file": "File-s3cret-3",
     "rtsp": "Rtsp-s3cret-4",
     "gst": "Gst-s3cret-5",
+    "console": "Console-s3cret-6",
 }
 
 
-def secret_config(tmp_path, models_dir, broker, metrics_port: int, extra: str = "") -> str:
+def secret_config(
+    tmp_path, models_dir, broker, metrics_port: int, extra: str = "", console_port: int = 0
+) -> str:
     pw = tmp_path / "mqtt-password"
     pw.write_text(SECRETS["file"] + "\n")
     pw.chmod(0o600)
+    console_pw = tmp_path / "console-password"
+    console_pw.write_text(f"operator:{SECRETS['console']}\n")
+    console_pw.chmod(0o600)
     return f"""
 [models]
 dir = "{models_dir}"
@@ -55,6 +61,12 @@ spool_dir = "{tmp_path / "spool"}"
 enabled = true
 host = "127.0.0.1"
 port = {metrics_port}
+
+[console]
+enabled = true
+port = {console_port}
+password_file = "{console_pw}"
+dir = "{tmp_path / "console"}"
 
 [cameras.door]
 foreground = "full"
@@ -92,9 +104,9 @@ def cli(*args: str, env: dict) -> subprocess.CompletedProcess:
 
 def test_no_secret_in_any_output_channel(models_dir, mosquitto, tmp_path):
     env = {**os.environ, "INSPECTD_MQTT__PASSWORD": SECRETS["env"]}
-    metrics_port = free_port()
+    metrics_port, console_port = free_port(), free_port()
     config = tmp_path / "inspectd.toml"
-    config.write_text(secret_config(tmp_path, models_dir, mosquitto, metrics_port))
+    config.write_text(secret_config(tmp_path, models_dir, mosquitto, metrics_port, console_port=console_port))
     leaks: dict[str, list[str]] = {}
 
     ok = cli("check-config", str(config), env=env)
@@ -134,6 +146,11 @@ def test_no_secret_in_any_output_channel(models_dir, mosquitto, tmp_path):
         time.sleep(4.0)  # both cameras fail, reconnect, publish their state
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as resp:
             leaks["metrics"] = found_secrets(resp.read().decode())
+        console_text = []
+        for path in ("/", "/api/overview", "/api/models", "/api/fails", "/openapi.json"):
+            with urllib.request.urlopen(f"http://127.0.0.1:{console_port}{path}", timeout=10) as resp:
+                console_text.append(resp.read().decode(errors="replace"))
+        leaks["console"] = found_secrets("\n".join(console_text))
         daemon.proc.terminate()
         daemon.proc.wait(60)
     finally:
