@@ -7,6 +7,7 @@ therefore looks dark, which is what its data says); float images are taken as [0
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -63,8 +64,11 @@ def header_size(data: bytes, source: str = "") -> tuple[int, int]:
     there: such bytes are never handed to a decoder whose memory use nobody bounded.
     """
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            width, height = im.size
+        with warnings.catch_warnings():
+            # the caller applies pipeline.max_image_pixels to this size; Pillow's own warning would only add noise
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                width, height = im.size
     except Image.DecompressionBombError as exc:
         raise ImageTooLargeError(f"{_where(source)}{exc}; over {LIMIT_KEY}") from None
     except Exception as exc:  # Pillow raises many types for bad headers (OSError, SyntaxError, ValueError...)
