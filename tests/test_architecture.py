@@ -13,7 +13,7 @@ ROOT = Path(__file__).parents[1]
 
 
 def test_no_import_cycles():
-    graph = grimp.build_graph("inspectd", cache_dir=None, exclude_type_checking_imports=True)
+    graph = grimp.build_graph("inspectd", cache_dir=None)
     cycles = []
     for module in sorted(graph.modules):
         for imported in graph.find_modules_directly_imported_by(module):

@@ -21,7 +21,7 @@ from inspectd.logs import get_logger
 from inspectd.models.store import ModelStore
 from inspectd.pipeline.inspector import InspectionResult, Inspector
 from inspectd.secrets import register as register_secrets
-from inspectd.service.console import Console, ConsoleLink
+from inspectd.service.console import Console, ConsoleLink, create_app
 from inspectd.service.metrics import Metrics
 from inspectd.service.scheduler import Scheduler
 from inspectd.service.systemd import Notifier
@@ -142,7 +142,7 @@ class Daemon:
         self._reloaded = threading.Condition()
         self.console: Console | None = None
         if settings.console.enabled:
-            self.console = Console(settings.console, list(settings.cameras), self._console_link())
+            self.console = Console(settings.console, list(settings.cameras), self._console_link(), create_app)
 
     def _console_link(self) -> ConsoleLink:
         """What the console may read and ask of this daemon (it holds no reference to the daemon itself)."""

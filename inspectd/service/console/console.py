@@ -54,10 +54,12 @@ class Console:
         cfg: ConsoleConfig,
         cameras: list[str],
         link: ConsoleLink,
+        make_app: Callable[[Console], Any],
         reference_builder: ReferenceBuilder = build_reference_bank,
     ) -> None:
         self.cfg = cfg
         self.link = link
+        self.make_app = make_app
         self.reference_builder = reference_builder
         self.snapshots = SnapshotStore(cameras, cfg.history)
         self.ring = FrameRing(Path(cfg.dir) / "ring", int(cfg.ring_max_mb * 2**20))
@@ -76,8 +78,6 @@ class Console:
 
     def start(self) -> None:
         """Read the password file, reopen the ring, start rendering and serving; errors are ConfigErrors."""
-        from inspectd.service.console.app import create_app
-
         self.passwords = PasswordBook.load(self.cfg.password_file)
         try:
             records = self.ring.open()
@@ -85,7 +85,7 @@ class Console:
             raise ConfigError(f"console.dir {self.cfg.dir}: {exc.strerror}; make it writable") from exc
         self.snapshots.restore(records)
         self.renderer.start()
-        self.server = ConsoleServer(create_app(self), self.cfg.host, self.cfg.port, self.cfg.max_clients)
+        self.server = ConsoleServer(self.make_app(self), self.cfg.host, self.cfg.port, self.cfg.max_clients)
         self.server.start()
         log.info(
             "console_listening",
