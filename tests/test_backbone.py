@@ -46,10 +46,10 @@ def test_loaded_weights_give_confident_imagenet_predictions(backbone):
     assert not torch.allclose(probs, random_probs)
 
 
-def test_features_are_mid_level_stride_8(backbone):
+def test_default_features_are_stride_8_with_the_stride_16_and_32_stages_upsampled(backbone):
     img = np.random.default_rng(0).integers(0, 255, (2, 64, 96, 3), dtype=np.uint8)
     f = backbone.features(img)
-    assert f.shape == (2, 40 + 112, 8, 12)
+    assert f.shape == (2, 40 + 112 + 320, 8, 12)
     assert torch.isfinite(f).all()
 
 

@@ -133,12 +133,13 @@ def test_reference_add_builds_bank_and_records_it_in_config(tmp_path, capsys):
     assert args.func(args) == 0
     bank = MemoryBank.load(bank_dir)
     assert bank.meta["images"] == 3 and bank.meta["foreground"] == "full"
-    assert bank.features.shape[1] == 152
+    assert bank.features.shape[1] == 40 + 112 + 320  # Lite0 stages 2, 4 and 6
     assert load_settings(config).camera("cam1").reference_dir == bank_dir
     assert "reference_dir None ->" in capsys.readouterr().out
     show = _parser().parse_args(["reference", "show", "cam1", "--config", str(config)])
     assert show.func(show) == 0
-    assert "152 features" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert "472 features" in shown and "min_side: 320" in shown
 
 
 @pytest.mark.slow

@@ -8,13 +8,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from inspectd.method.patchcore import (
+    MAX_REGION_SCALE,
     fuse_maps,
     greedy_coreset,
     network_size,
     normalise_distances,
     normaliser_stats,
+    region_scale,
     scaled_tiles,
     stitch_mean,
+    stitch_part,
 )
 from inspectd.method.tiling import Tile
 
@@ -71,9 +74,10 @@ def test_greedy_coreset_projects_wide_features_and_returns_distinct_rows():
 def test_scaled_tiles_cover_the_region_within_the_network_size(h, w, scale, tile):
     tiles = scaled_tiles([(0, 0, w, h)], (h, w), scale, tile, 0.25)
     covered = np.zeros((h, w), bool)
-    for t in tiles:
+    for t, s in tiles:
+        assert s == scale
         covered[t.y0 : t.y1, t.x0 : t.x1] = True
-        nw, nh = network_size(t, scale)
+        nw, nh = network_size(t, s)
         assert nw <= max(8, tile) and nh <= max(8, tile)  # never more than a tile a side
         assert 0 <= t.x0 < t.x1 <= w and 0 <= t.y0 < t.y1 <= h
     assert covered.all()
@@ -92,3 +96,47 @@ def test_stitch_mean_averages_overlaps_and_leaves_zero_elsewhere():
     assert out[2].max() == 0.0
     with pytest.raises(ValueError, match="does not match"):
         stitch_mean([np.zeros((3, 3), np.float32)], tiles[:1], (3, 8))
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    w=st.integers(1, 2000),
+    h=st.integers(1, 2000),
+    scale=st.sampled_from([0.5, 1.0, 2.0]),
+    min_side=st.integers(0, 640),
+)
+def test_region_scale_enlarges_small_parts_to_min_side_and_never_shrinks(w, h, scale, min_side):
+    s = region_scale((10, 20, 10 + w, 20 + h), scale, min_side)
+    assert s >= scale  # a large part keeps the camera's scale
+    assert s <= max(scale, MAX_REGION_SCALE)
+    if min_side and s < MAX_REGION_SCALE:
+        assert min(w, h) * s >= min_side - 1e-6  # the short side reaches min_side unless capped
+    if min_side == 0:
+        assert s == scale
+
+
+def test_region_scale_hand_values_and_empty_region():
+    assert region_scale((0, 0, 160, 400), 1.0, 320) == 2.0  # short side 160 -> doubled
+    assert region_scale((0, 0, 640, 480), 1.0, 320) == 1.0  # already large enough
+    assert region_scale((0, 0, 20, 20), 1.0, 320) == MAX_REGION_SCALE
+    with pytest.raises(ValueError, match="empty"):
+        region_scale((5, 5, 5, 9), 1.0, 320)
+
+
+@settings(max_examples=40, deadline=None)
+@given(h=st.integers(8, 700), w=st.integers(8, 700), min_side=st.sampled_from([0, 160, 320]))
+def test_a_small_part_is_cut_into_tiles_of_at_least_min_side_network_pixels(h, w, min_side):
+    tiles = scaled_tiles([(0, 0, w, h)], (h, w), 1.0, 320, 0.25, min_side)
+    for t, s in tiles:
+        nw, nh = network_size(t, s)
+        assert nw <= 320 and nh <= 320
+        if min_side and s < MAX_REGION_SCALE:
+            assert min(nw, nh) >= min(min_side, 320) - s  # at most one frame pixel lost to rounding
+
+
+def test_stitch_part_smooths_inside_the_span_only():
+    tiles = [Tile(2, 1, 6, 5, 0), Tile(4, 1, 8, 5, 0)]
+    maps = [np.ones((4, 4), np.float32), np.ones((4, 4), np.float32)]
+    box, out = stitch_part(maps, tiles, sigma=2.0)
+    assert box == (2, 1, 8, 5) and out.shape == (4, 6)
+    np.testing.assert_allclose(out, 1.0, rtol=1e-5)  # a flat map stays flat to its edges: no zeros bleed in

@@ -13,6 +13,7 @@ from inspectd.models.backbone import EfficientNetLite
 from inspectd.pipeline.reference import (
     MemoryBank,
     build_bank,
+    cut,
     nearest_distance,
     part_regions,
     score_image,
@@ -20,7 +21,7 @@ from inspectd.pipeline.reference import (
 )
 
 SIZE = 96
-CFG = ReferenceConfig(scale=1.0, tile=64, overlap=0.25, smooth_sigma=2.0)
+CFG = ReferenceConfig(scale=1.0, tile=64, overlap=0.25, smooth_sigma=2.0, min_side=0)
 
 
 def plate(seed: int, defect: bool = False, size: int = SIZE) -> np.ndarray:
@@ -50,10 +51,11 @@ def bank(backbone) -> MemoryBank:
 
 
 def test_bank_is_subsampled_and_describes_its_tiling(bank, backbone):
-    assert bank.features.shape == (128, 152)
+    assert bank.features.shape == (128, 40 + 112 + 320)  # stages 2, 4 and 6 of Lite0
     assert bank.features.dtype == np.float32
     assert bank.meta["backbone"] == backbone.model_id
-    assert (bank.meta["scale"], bank.meta["tile"], bank.meta["stages"]) == (1.0, 64, [2, 4])
+    assert (bank.meta["scale"], bank.meta["tile"], bank.meta["stages"]) == (1.0, 64, [2, 4, 6])
+    assert bank.meta["min_side"] == 0
     # a 96 px plate in 64 px tiles with a quarter overlap: 2 x 2 tiles of 8 x 8 stride-8 patches
     assert bank.meta["patches"] == 4 * 4 * (64 // 8) ** 2
     stats = bank.meta["normaliser"]
@@ -85,8 +87,8 @@ def test_native_resolution_a_larger_frame_is_tiled_not_squashed(backbone, bank):
         [np.concatenate([plate(40 + i + 2 * j) for i in range(2)], axis=1) for j in range(2)]
     )
     big[136:152, 136:152] = (150, 20, 20)
-    tiles = scaled_tiles(whole(big), big.shape[:2], CFG.scale, CFG.tile, CFG.overlap)
-    assert all(t.size == (64, 64) for t in tiles) and len(tiles) == 16
+    tiles = cut(whole(big), big.shape[:2], CFG)
+    assert all(t.size == (64, 64) and s == 1.0 for t, s in tiles) and len(tiles) == 16
     amap, _ = score_image(backbone, bank, big, whole(big), CFG)
     assert amap.shape == big.shape[:2]
     y, x = np.unravel_index(np.argmax(amap), amap.shape)
@@ -108,10 +110,41 @@ def test_part_regions_grow_boxes_by_context_or_take_the_whole_image():
 def test_scale_keeps_aspect_and_upsamples_small_tiles(backbone):
     image = plate(1)[:40, :]  # 40 x 96: wider than tall
     tiles = scaled_tiles(whole(image), image.shape[:2], 2.0, 128, 0.25)
-    feats = tile_features(backbone, image, tiles, 2.0)
+    feats = tile_features(backbone, image, tiles)
     # tiles of 64 frame px (128 network px) spanning the 40 px short side, each doubled before the backbone
-    assert {t.height for t in tiles} == {40}
-    assert [tuple(f.shape[:2]) for f in feats] == [(10, t.width * 2 // 8) for t in tiles]
+    assert {t.height for t, _ in tiles} == {40}
+    assert [tuple(f.shape[:2]) for f in feats] == [(10, t.width * 2 // 8) for t, _ in tiles]
+
+
+def test_min_side_enlarges_a_small_part_and_still_finds_its_defect(backbone):
+    # Parts half the plate's size: with min_side 96 they are doubled, bank and frames alike.
+    cfg = CFG.model_copy(update={"min_side": 96})
+    small = [plate(i)[::2, ::2].copy() for i in range(4)]
+    tiles = cut(whole(small[0]), small[0].shape[:2], cfg)
+    assert {s for _, s in tiles} == {2.0}
+    bank = build_bank(backbone, small, [whole(i) for i in small], cfg, coreset=128)
+    assert bank.meta["min_side"] == 96
+    defect = plate(20, defect=True)[::2, ::2].copy()
+    good_score = score_image(backbone, bank, plate(11)[::2, ::2].copy(), whole(small[0]), cfg)[1]
+    amap, score = score_image(backbone, bank, defect, whole(defect), cfg)
+    assert amap.shape == defect.shape[:2] and score > good_score
+    y, x = np.unravel_index(np.argmax(amap), amap.shape)
+    assert 16 <= y <= 32 and 16 <= x <= 32
+
+
+def test_two_parts_of_different_size_each_get_their_own_scale_and_no_bleed(backbone):
+    # A full-size plate with a defect and a half-size good one: with min_side 96 the small one is doubled, so
+    # both reach the backbone at the references' size; nothing is marked between them.
+    cfg = CFG.model_copy(update={"min_side": 96})
+    bank = build_bank(backbone, [plate(i) for i in range(4)], [whole(plate(0))] * 4, cfg, coreset=128)
+    frame = np.full((SIZE, 3 * SIZE, 3), 255, np.uint8)
+    frame[:, :SIZE] = plate(7, defect=True)
+    frame[: SIZE // 2, 2 * SIZE : 2 * SIZE + SIZE // 2] = plate(8)[::2, ::2]
+    parts = [(0, 0, SIZE, SIZE), (2 * SIZE, 0, 2 * SIZE + SIZE // 2, SIZE // 2)]
+    assert sorted({s for _, s in cut(parts, frame.shape[:2], cfg)}) == [1.0, 2.0]
+    amap, _ = score_image(backbone, bank, frame, parts, cfg)
+    assert amap[:, SIZE : 2 * SIZE].max() == 0.0
+    assert amap[:, :SIZE].max() > 0.5 > amap[: SIZE // 2, 2 * SIZE : 2 * SIZE + SIZE // 2].mean()
 
 
 def test_bank_built_with_other_settings_is_refused(backbone, bank):

@@ -1,5 +1,5 @@
 """PatchCore's pieces as plain array code: greedy coreset, the normalisation that puts reference-mode maps on
-the same [0, 1] scale as zero-shot ones, tiles at a fixed scale, and the stitching of tile maps.
+the same [0, 1] scale as zero-shot ones, tiles at each part's scale, and the stitching of tile maps.
 
 Feature extraction and the nearest-neighbour search run on the device and live in the pipeline.
 """
@@ -7,10 +7,22 @@ Feature extraction and the nearest-neighbour search run on the device and live i
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
+import cv2
 import numpy as np
 
 from inspectd.method.tiling import Box, Tile, layout_tiles
+
+# The most a part is enlarged to reach ``min_side``: past 4x the backbone sees interpolation, not detail.
+MAX_REGION_SCALE = 4.0
+
+
+class ScaledTile(NamedTuple):
+    """A tile and the network pixels per frame pixel it is resized by before the backbone sees it."""
+
+    tile: Tile
+    scale: float
 
 
 def greedy_coreset(features: np.ndarray, k: int, projection_dim: int = 128, seed: int = 0) -> np.ndarray:
@@ -59,21 +71,60 @@ def fuse_maps(zero_shot: np.ndarray, reference: np.ndarray, weight: float) -> np
     return ((1.0 - weight) * zero_shot + weight * reference).astype(np.float32)
 
 
+def region_scale(region: Box, scale: float, min_side: int) -> float:
+    """Network pixels per frame pixel for one part: ``scale``, raised until the part's shorter side reaches
+    ``min_side`` network pixels (at most :data:`MAX_REGION_SCALE`); a large part is never shrunk below
+    ``scale``. So a small part gets enough backbone pixels, and parts of one kind are seen at one size."""
+    short = min(region[2] - region[0], region[3] - region[1])
+    if short <= 0:
+        raise ValueError(f"region {region} is empty")
+    if min_side <= 0:
+        return scale
+    return max(scale, min(MAX_REGION_SCALE, min_side / short))
+
+
 def scaled_tiles(
-    regions: list[Box], image_hw: tuple[int, int], scale: float, tile: int, overlap: float
-) -> list[Tile]:
-    """Tiles covering each region so that, resized by ``scale``, each is at most ``tile`` network pixels a
-    side: frame tiles of ``ceil(tile / scale)`` pixels, neighbours sharing ``overlap``, aspect ratio kept
-    (a region narrower than a tile gets a tile spanning the image there, never a stretched one)."""
+    regions: list[Box], image_hw: tuple[int, int], scale: float, tile: int, overlap: float, min_side: int = 0
+) -> list[ScaledTile]:
+    """Tiles covering each region so that, resized by the region's scale (:func:`region_scale`), each is at
+    most ``tile`` network pixels a side: frame tiles of ``floor(tile / region scale)`` pixels, neighbours
+    sharing ``overlap``, aspect ratio kept (a region narrower than a tile gets a tile spanning the image
+    there, never a stretched one)."""
     if scale <= 0 or tile < 8:
         raise ValueError(f"scale must be > 0 and tile >= 8, got scale={scale}, tile={tile}")
-    side = max(1, math.floor(tile / scale))
-    return [t for i, r in enumerate(regions) for t in layout_tiles(r, image_hw, side, overlap, i)]
+    out = []
+    for i, r in enumerate(regions):
+        s = region_scale(r, scale, min_side)
+        side = max(1, math.floor(tile / s + 1e-6))  # 320 / (320 / 116) is 115.99...
+        out += [ScaledTile(t, s) for t in layout_tiles(r, image_hw, side, overlap, i)]
+    return out
 
 
 def network_size(t: Tile, scale: float) -> tuple[int, int]:
     """``(width, height)`` a tile is resized to before the backbone sees it."""
     return max(8, round(t.width * scale)), max(8, round(t.height * scale))
+
+
+def span(tiles: list[Tile]) -> Box:
+    """The box ``(x0, y0, x1, y1)`` a part's tiles cover together (a grid: the union is this box)."""
+    return (
+        min(t.x0 for t in tiles),
+        min(t.y0 for t in tiles),
+        max(t.x1 for t in tiles),
+        max(t.y1 for t in tiles),
+    )
+
+
+def stitch_part(maps: list[np.ndarray], tiles: list[Tile], sigma: float) -> tuple[Box, np.ndarray]:
+    """One part's tile maps (each at its tile's frame size) stitched over the box they span, mean where
+    tiles overlap, then smoothed by ``sigma`` frame pixels inside that box, so the zeros outside the part
+    never dim its edges."""
+    box = span(tiles)
+    local = [Tile(t.x0 - box[0], t.y0 - box[1], t.x1 - box[0], t.y1 - box[1], t.component) for t in tiles]
+    out = stitch_mean(maps, local, (box[3] - box[1], box[2] - box[0]))
+    if sigma > 0:
+        out = cv2.GaussianBlur(out, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+    return box, out
 
 
 def stitch_mean(maps: list[np.ndarray], tiles: list[Tile], image_hw: tuple[int, int]) -> np.ndarray:

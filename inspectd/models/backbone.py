@@ -37,8 +37,9 @@ VARIANTS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
 }
 # Output stride after each stage (the stem halves the image).
 STAGE_STRIDES: tuple[int, ...] = (2, 4, 8, 16, 16, 32, 32)
-# Default feature stages: the mid-level stride-8 and stride-16 outputs (PatchCore's choice of mid-level layers).
-DEFAULT_STAGES: tuple[int, ...] = (2, 4)
+# Default feature stages: the mid-level stride-8 and stride-16 outputs (PatchCore's mid-level layers) and the
+# stride-32 one, which sees each patch in its wider surroundings (measured in docs/eval-reference.md).
+DEFAULT_STAGES: tuple[int, ...] = (2, 4, 6)
 IMAGE_MEAN = 127.0
 IMAGE_STD = 128.0
 BN_EPS = 1e-3

@@ -1,8 +1,9 @@
 """Reference mode: a memory bank of normal patch features from a few good parts per camera (PatchCore).
 
-Each part (or the ROI, or the whole frame with ``foreground = "full"``) is cut into tiles at a fixed scale
-(``pipeline.reference.scale``; 1 = the camera's native resolution, aspect ratio kept), so a defect a few pixels
-wide reaches the backbone a few pixels wide. A bank is built once from the same tiling of good images,
+Each part (or the ROI, or the whole frame with ``foreground = "full"``) is cut into tiles at the part's scale
+(``pipeline.reference.scale``, 1 = the camera's native resolution, raised for a part whose shorter side is under
+``pipeline.reference.min_side`` network pixels; aspect ratio kept), so a defect a few pixels wide reaches the
+backbone at least a few pixels wide. A bank is built once from the same tiling of good images,
 subsampled by greedy coreset, and saved as ``bank.npy`` + ``meta.json``. Scoring a frame stitches the patch
 distances back into a map at the frame's resolution, in [0, 1], normalised with the reference set's own
 held-out distances so thresholds sit on the same scale as zero-shot maps.
@@ -24,14 +25,15 @@ from inspectd.config import ReferenceConfig
 from inspectd.errors import ImageError, ModelLoadError, ModelNotFoundError
 from inspectd.logs import get_logger
 from inspectd.method.patchcore import (
+    ScaledTile,
     greedy_coreset,
     network_size,
     normalise_distances,
     normaliser_stats,
     scaled_tiles,
-    stitch_mean,
+    stitch_part,
 )
-from inspectd.method.tiling import Box, Tile, expand_box
+from inspectd.method.tiling import Box, expand_box
 from inspectd.models.backbone import EfficientNetLite
 
 log = get_logger("reference")
@@ -109,18 +111,18 @@ def _check_image(image: np.ndarray) -> None:
 
 
 def tile_features(
-    backbone: EfficientNetLite, image: np.ndarray, tiles: list[Tile], scale: float
+    backbone: EfficientNetLite, image: np.ndarray, tiles: list[ScaledTile]
 ) -> list[torch.Tensor]:
-    """(h, w, C) patch features of each tile, the tile resized by ``scale`` (aspect kept); tiles of one network
+    """(h, w, C) patch features of each tile, the tile resized by its scale (aspect kept); tiles of one network
     size go through the backbone together."""
     _check_image(image)
-    sizes = [network_size(t, scale) for t in tiles]
+    sizes = [network_size(t, s) for t, s in tiles]
     out: list[torch.Tensor | None] = [None] * len(tiles)
     for size in dict.fromkeys(sizes):
         idx = [i for i, s in enumerate(sizes) if s == size]
         batch = np.empty((len(idx), size[1], size[0], 3), np.uint8)
         for j, i in enumerate(idx):
-            t = tiles[i]
+            t, scale = tiles[i]
             crop = image[t.y0 : t.y1, t.x0 : t.x1]
             interp = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
             batch[j] = crop if crop.shape[1::-1] == size else cv2.resize(crop, size, interpolation=interp)
@@ -130,6 +132,11 @@ def tile_features(
     return out  # type: ignore[return-value]
 
 
+def cut(regions: list[Box], image_hw: tuple[int, int], cfg: ReferenceConfig) -> list[ScaledTile]:
+    """The tiles reference mode cuts ``regions`` into with ``cfg``, for bank and frames alike."""
+    return scaled_tiles(regions, image_hw, cfg.scale, cfg.tile, cfg.overlap, cfg.min_side)
+
+
 def geometry(backbone: EfficientNetLite, cfg: ReferenceConfig) -> dict[str, Any]:
     """What a bank must share with the frames it scores: backbone, feature stages and the tiling scale."""
     return {
@@ -137,6 +144,7 @@ def geometry(backbone: EfficientNetLite, cfg: ReferenceConfig) -> dict[str, Any]
         "stages": list(backbone.stages),
         "scale": cfg.scale,
         "tile": cfg.tile,
+        "min_side": cfg.min_side,
     }
 
 
@@ -157,8 +165,7 @@ def build_bank(
     t0 = time.monotonic()
     feats = []
     for img, regs in zip(images, regions, strict=True):
-        tiles = scaled_tiles(regs, img.shape[:2], cfg.scale, cfg.tile, cfg.overlap)
-        per_tile = tile_features(backbone, img, tiles, cfg.scale)
+        per_tile = tile_features(backbone, img, cut(regs, img.shape[:2], cfg))
         feats.append(torch.cat([f.reshape(-1, f.shape[-1]) for f in per_tile]).cpu())
     owners = np.concatenate([np.full(f.shape[0], i) for i, f in enumerate(feats)])
     all_feats = torch.cat(feats)
@@ -214,24 +221,31 @@ def score_image(
     cfg: ReferenceConfig,
 ) -> tuple[np.ndarray, float]:
     """Anomaly map float32 (H, W) in [0, 1] at the frame's resolution, zero outside ``regions``, and the image
-    score (the map's maximum): per tile, each patch's distance to its nearest bank row, stitched (mean where
-    tiles overlap), smoothed and normalised."""
+    score (the map's maximum): per tile, each patch's distance to its nearest bank row; per part, the tiles
+    stitched (mean where they overlap) and smoothed; where parts overlap, the higher; then normalised."""
     check_compatible(backbone, bank, cfg)
     _check_image(image)
     hw = image.shape[:2]
-    tiles = scaled_tiles(regions, hw, cfg.scale, cfg.tile, cfg.overlap)
-    per_tile = tile_features(backbone, image, tiles, cfg.scale)
+    tiles = cut(regions, hw, cfg)
+    per_tile = tile_features(backbone, image, tiles)
     queries = torch.cat([f.reshape(-1, f.shape[-1]) for f in per_tile])
     d_all = nearest_distance(queries, bank.tensor(backbone.device)).numpy()
     maps, start = [], 0
-    for t, f in zip(tiles, per_tile, strict=True):
+    for (t, _), f in zip(tiles, per_tile, strict=True):
         h, w = f.shape[:2]
         d = d_all[start : start + h * w].reshape(h, w)
         start += h * w
         maps.append(cv2.resize(d, (t.width, t.height), interpolation=cv2.INTER_LINEAR))
-    dist = stitch_mean(maps, tiles, hw)
-    covered = stitch_mean([np.ones((t.height, t.width), np.float32) for t in tiles], tiles, hw) > 0
-    if cfg.smooth_sigma > 0:
-        dist = cv2.GaussianBlur(dist, (0, 0), cfg.smooth_sigma / cfg.scale)
+    dist = np.zeros(hw, np.float32)
+    covered = np.zeros(hw, bool)
+    for part in dict.fromkeys(t.component for t, _ in tiles):
+        idx = [i for i, (t, _) in enumerate(tiles) if t.component == part]
+        scale = tiles[idx[0]].scale
+        (x0, y0, x1, y1), d = stitch_part(
+            [maps[i] for i in idx], [tiles[i].tile for i in idx], cfg.smooth_sigma / scale
+        )
+        view = dist[y0:y1, x0:x1]
+        np.copyto(view, np.where(covered[y0:y1, x0:x1], np.maximum(view, d), d))
+        covered[y0:y1, x0:x1] = True
     amap = np.where(covered, normalise_distances(dist, bank.meta["normaliser"]), 0.0).astype(np.float32)
     return amap, float(amap.max())
