@@ -138,7 +138,8 @@ def cut(regions: list[Box], image_hw: tuple[int, int], cfg: ReferenceConfig) -> 
 
 
 def geometry(backbone: EfficientNetLite, cfg: ReferenceConfig) -> dict[str, Any]:
-    """What a bank must share with the frames it scores: backbone, feature stages and the tiling scale."""
+    """What a bank must share with the frames it scores: backbone, feature stages and the tiling (scale, tile
+    side, min_side)."""
     return {
         "backbone": backbone.model_id,
         "stages": list(backbone.stages),
