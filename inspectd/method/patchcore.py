@@ -12,7 +12,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from inspectd.method.tiling import Box, Tile, layout_tiles
+from inspectd.method.tiling import Box, Tile, layout_tiles, span
 
 # The most a part is enlarged to reach ``min_side``: past 4x the backbone sees interpolation, not detail.
 MAX_REGION_SCALE = 4.0
@@ -103,16 +103,6 @@ def scaled_tiles(
 def network_size(t: Tile, scale: float) -> tuple[int, int]:
     """``(width, height)`` a tile is resized to before the backbone sees it."""
     return max(8, round(t.width * scale)), max(8, round(t.height * scale))
-
-
-def span(tiles: list[Tile]) -> Box:
-    """The box ``(x0, y0, x1, y1)`` a part's tiles cover together (a grid: the union is this box)."""
-    return (
-        min(t.x0 for t in tiles),
-        min(t.y0 for t in tiles),
-        max(t.x1 for t in tiles),
-        max(t.y1 for t in tiles),
-    )
 
 
 def stitch_part(maps: list[np.ndarray], tiles: list[Tile], sigma: float) -> tuple[Box, np.ndarray]:

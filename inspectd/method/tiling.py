@@ -95,20 +95,20 @@ def expand_box(bbox: tuple[int, int, int, int], image_hw: tuple[int, int], conte
 
 
 def _axis_count(length: int, extent: int, side: int, overlap: float) -> int:
-    span = min(side, extent)
-    if length <= span:
+    tile_len = min(side, extent)
+    if length <= tile_len:
         return 1
-    return math.ceil((length - span) / (span * (1.0 - overlap))) + 1
+    return math.ceil((length - tile_len) / (tile_len * (1.0 - overlap))) + 1
 
 
 def _axis_starts(start: int, length: int, extent: int, side: int, overlap: float) -> tuple[list[int], int]:
     """Tile starts along one axis and the tile length there (``side``, or the whole extent if smaller)."""
-    span = min(side, extent)
+    tile_len = min(side, extent)
     count = _axis_count(length, extent, side, overlap)
     if count == 1:
-        centred = start + (length - span) // 2
-        return [min(max(centred, 0), extent - span)], span
-    return [start + round(i * (length - span) / (count - 1)) for i in range(count)], span
+        centred = start + (length - tile_len) // 2
+        return [min(max(centred, 0), extent - tile_len)], tile_len
+    return [start + round(i * (length - tile_len) / (count - 1)) for i in range(count)], tile_len
 
 
 def count_tiles(region: Box, image_hw: tuple[int, int], side: int, overlap: float) -> int:
@@ -176,12 +176,13 @@ def plan_tiles(
     return TilePlan(layout_tiles(region, image_hw, fitted, params.overlap, component), capped)
 
 
-def _covered(plan: list[Tile]) -> Box:
+def span(tiles: list[Tile]) -> Box:
+    """The box ``(x0, y0, x1, y1)`` that ``tiles`` cover together (for a grid of tiles, their union)."""
     return (
-        min(t.x0 for t in plan),
-        min(t.y0 for t in plan),
-        max(t.x1 for t in plan),
-        max(t.y1 for t in plan),
+        min(t.x0 for t in tiles),
+        min(t.y0 for t in tiles),
+        max(t.x1 for t in tiles),
+        max(t.y1 for t in tiles),
     )
 
 
@@ -208,7 +209,7 @@ def limit_frame_tiles(
         image_hw = (max(t.y1 for plan in result for t in plan), max(t.x1 for plan in result for t in plan))
 
     def area(plan: list[Tile]) -> int:
-        x0, y0, x1, y1 = _covered(plan)
+        x0, y0, x1, y1 = span(plan)
         return (x1 - x0) * (y1 - y0)
 
     while sum(len(plan) for plan in result) > max_tiles:
@@ -216,7 +217,7 @@ def limit_frame_tiles(
         plan = result[i]
         if len(plan) <= 1:
             break
-        region = _covered(plan)
+        region = span(plan)
         side = smallest_side(region, image_hw, max(max(t.size) for t in plan), overlap, len(plan) - 1)
         result[i] = layout_tiles(region, image_hw, side, overlap, plan[0].component)
     excess = sum(len(plan) for plan in result) - max_tiles
