@@ -155,6 +155,15 @@ def test_bank_built_with_other_settings_is_refused(backbone, bank):
         score_image(backbone, other, plate(1), whole(plate(1)), CFG)
 
 
+def test_a_bank_from_before_min_side_scores_with_min_side_0_and_is_refused_otherwise(backbone, bank):
+    # Banks written before the key existed never enlarged a part: they still work where min_side is 0.
+    old = MemoryBank(bank.features, {k: v for k, v in bank.meta.items() if k != "min_side"})
+    assert CFG.min_side == 0
+    score_image(backbone, old, plate(1), whole(plate(1)), CFG)
+    with pytest.raises(ModelLoadError, match=r"min_side 0 \(now 320\)"):
+        score_image(backbone, old, plate(1), whole(plate(1)), CFG.model_copy(update={"min_side": 320}))
+
+
 def test_save_load_roundtrip_and_missing_bank(tmp_path, bank):
     bank.save(tmp_path / "cam1")
     loaded = MemoryBank.load(tmp_path / "cam1")

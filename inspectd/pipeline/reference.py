@@ -38,6 +38,9 @@ from inspectd.models.backbone import EfficientNetLite
 
 log = get_logger("reference")
 
+# What a bank's meta.json meant by a key it does not have: banks from before ``min_side`` never enlarged a part.
+META_DEFAULTS: dict[str, Any] = {"min_side": 0}
+
 BANK_FILE = "bank.npy"
 META_FILE = "meta.json"
 
@@ -203,9 +206,9 @@ def build_bank(
 
 
 def check_compatible(backbone: EfficientNetLite, bank: MemoryBank, cfg: ReferenceConfig) -> None:
-    """A bank must be scored with the backbone, stages and tiling scale that built it."""
+    """A bank must be scored with the backbone, stages and tiling that built it."""
     want = geometry(backbone, cfg)
-    have = {k: bank.meta.get(k) for k in want}
+    have = {k: bank.meta.get(k, META_DEFAULTS.get(k)) for k in want}
     if have != want:
         diff = ", ".join(f"{k} {have[k]} (now {want[k]})" for k in want if have[k] != want[k])
         raise ModelLoadError(
