@@ -23,8 +23,8 @@ from tests.plugins.console import (
     PREFIX,
     Camera,
     password_file,
-    running,
 )
+from tests.plugins.daemon import running
 from tests.plugins.parts import wait_until
 
 pytestmark = pytest.mark.slow

@@ -16,7 +16,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from inspectd.bench.subscriber import Subscriber
 from inspectd.config import load_settings
-from tests.plugins.console import OPERATOR, PASSWORD, PREFIX, Camera, password_file, running
+from tests.plugins.console import OPERATOR, PASSWORD, PREFIX, Camera, password_file
+from tests.plugins.daemon import running
 from tests.plugins.parts import wait_until
 
 pytestmark = pytest.mark.slow

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -20,6 +19,7 @@ from inspectd.bench.broker import free_port
 from inspectd.bench.samples import make_part, write_clip
 from inspectd.bench.subscriber import Subscriber
 from inspectd.service.daemon import Daemon
+from tests.plugins.daemon import running
 from tests.plugins.parts import png
 from tests.plugins.pipeline import tiny_settings
 
@@ -43,19 +43,6 @@ def daemon_settings(models_dir: Path, tmp_path: Path, broker, cameras: dict, **e
         cameras=cameras,
         **extra,
     )
-
-
-@contextlib.contextmanager
-def running(daemon: Daemon):
-    daemon.start()
-    thread = threading.Thread(target=daemon.supervise, kwargs={"tick": 0.2}, daemon=True)
-    thread.start()
-    try:
-        yield daemon
-    finally:
-        daemon.stop_event.set()
-        thread.join(10)
-        daemon.shutdown()
 
 
 def verdicts(sub: Subscriber, camera: str, n: int, timeout: float) -> list[dict]:

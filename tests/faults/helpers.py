@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -14,6 +13,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from inspectd.bench.subscriber import Subscriber
 from inspectd.service.daemon import Daemon
+from tests.plugins.daemon import running as run_daemon
 from tests.plugins.pipeline import tiny_settings
 
 PREFIX = "f"
@@ -51,20 +51,13 @@ def fault_settings(models_dir: Path, tmp_path: Path, broker, cameras: dict, **ex
 
 @contextlib.contextmanager
 def running(daemon: Daemon, tick: float = 0.2):
-    """Start the daemon and its supervise loop; shut it down (answering everything) on exit."""
-    daemon.start()
-    thread = threading.Thread(target=daemon.supervise, kwargs={"tick": tick}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while daemon.sink is not None and not daemon.sink.connected and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)  # the trigger subscription is made right after the connection
-    try:
+    """The daemon running (tests.plugins.daemon), once its MQTT sink is connected, so triggers reach it."""
+    with run_daemon(daemon, tick):
+        deadline = time.monotonic() + 10
+        while daemon.sink is not None and not daemon.sink.connected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # the trigger subscription is made right after the connection
         yield daemon
-    finally:
-        daemon.stop_event.set()
-        thread.join(10)
-        daemon.shutdown()
 
 
 class Plc:

@@ -7,8 +7,6 @@ import contextlib
 import io
 import json
 import shutil
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -97,20 +95,6 @@ def password_file(folder: Path) -> Path:
     path.write_text(f"# operators of the console\n{OPERATOR}:{PASSWORD}\n")
     path.chmod(0o600)
     return path
-
-
-@contextlib.contextmanager
-def running(daemon: Daemon, tick: float = 0.2) -> Iterator[Daemon]:
-    """Start the daemon and its supervision loop (console watch included); always shut down."""
-    daemon.start()
-    thread = threading.Thread(target=daemon.supervise, kwargs={"tick": tick}, daemon=True)
-    thread.start()
-    try:
-        yield daemon
-    finally:
-        daemon.stop_event.set()
-        thread.join(10)
-        daemon.shutdown()
 
 
 class LogLines:
