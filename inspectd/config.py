@@ -422,7 +422,16 @@ class ConsoleConfig(Section):
         16, ge=1, le=1024, description="live (server-push) connections at once; more get 503"
     )
     send_timeout_s: float = Field(
-        10.0, gt=0, description="a client that does not take a push within this many seconds is dropped"
+        10.0,
+        gt=0,
+        description="a client whose send buffer is full and stays full this many seconds is dropped",
+    )
+    send_buffer_kib: int = Field(
+        64,
+        ge=4,
+        le=4096,
+        description="kernel send buffer of each console connection (KiB); bounds the memory a page that "
+        "stopped reading pins, and how long it holds a live connection before send_timeout_s starts",
     )
     push_interval_s: float = Field(
         1.0, gt=0, le=1.0, description="longest time between two pushes of the overview to a page"

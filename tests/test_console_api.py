@@ -331,3 +331,39 @@ def test_slow_and_many_clients_cannot_grow_memory_or_stop_inspection(console_lin
     assert deepest[0] <= console.cfg.render_queue
     assert len(console.snapshots.history("cam")) <= console.cfg.history
     sub.close()
+
+
+def test_a_page_that_stops_reading_is_dropped_and_frees_its_slot(console_line, logs):
+    daemon, _, _ = console_line(["cam"], {"max_clients": 1, "send_timeout_s": 1.0, "send_buffer_kib": 16})
+    with running(daemon):
+        console = daemon.console
+        stuck = _raw_sse(console.port)  # connected, never reads, never closes
+        wait_until(lambda: console.clients == 1, 20, "the stuck page's live connection")
+        locked_out = httpx.get(url(daemon, "/api/events"), timeout=10)
+        stop = threading.Event()
+
+        def busy_line() -> None:  # every new part changes the overview, so pushes keep coming
+            image = np.zeros((96, 128, 3), np.uint8)
+            seq = 0
+            while not stop.is_set():
+                frame = Frame(camera="cam", seq=seq, image=image)
+                console.offer(InspectionResult(Verdict.error(frame, "overloaded", "busy"), image, None, None))
+                seq += 1
+                time.sleep(0.02)
+
+        t = threading.Thread(target=busy_line, daemon=True)
+        t.start()
+        try:
+            wait_until(lambda: console.clients == 0, 120, "the page that stopped reading to be dropped")
+            with httpx.stream("GET", url(daemon, "/api/events"), timeout=10) as fresh:
+                status = fresh.status_code
+                first = next(line for line in fresh.iter_lines() if line.startswith("event:"))
+        finally:
+            stop.set()
+            t.join(5)
+            stuck.close()
+    assert locked_out.status_code == 503, "the stuck page held the only slot"
+    assert status == 200 and first == "event: overview", "its slot is free for the next page"
+    dropped = logs.events("console_client_dropped")
+    assert len(dropped) == 1 and dropped[0]["level"] == "warning"
+    assert dropped[0]["client"].startswith("127.0.0.1:") and dropped[0]["send_timeout_s"] == 1.0

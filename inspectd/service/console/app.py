@@ -13,7 +13,7 @@ from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
-from sse_starlette.sse import EventSourceResponse
+from sse_starlette.sse import EventSourceResponse, SendTimeoutError
 
 from inspectd import __version__
 from inspectd.logs import get_logger
@@ -29,6 +29,22 @@ MAX_BODY = 64 * 1024
 ARTIFACT_TYPES = {"frame.jpg": "image/jpeg", "heatmap.jpg": "image/jpeg", "map.png": "image/png"}
 RecordId = Annotated[str, Path(pattern=r"^\d{10}-[A-Za-z0-9_.\-]+$", max_length=200)]
 CameraName = Annotated[str, Path(max_length=200)]
+
+
+class PushResponse(EventSourceResponse):
+    """Server push that drops a client whose send stays blocked past its timeout, and says so in the log."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except SendTimeoutError:
+            client = scope.get("client") or ("?", 0)
+            log.warning(
+                "console_client_dropped",
+                client=f"{client[0]}:{client[1]}",
+                reason="it stopped reading: its send buffer stayed full",
+                send_timeout_s=self.send_timeout,
+            )
 
 
 class ThresholdProposal(BaseModel):
@@ -187,7 +203,7 @@ def create_app(console: "Console") -> FastAPI:
             finally:
                 console.client_closed()
 
-        return EventSourceResponse(stream(), send_timeout=console.cfg.send_timeout_s, ping=15)
+        return PushResponse(stream(), send_timeout=console.cfg.send_timeout_s, ping=15)
 
     @app.get("/api/cameras/{camera}/history", summary="Recent parts of a camera, newest first")
     def history(

@@ -18,11 +18,12 @@ log = get_logger("console.server")
 class ConsoleServer:
     """One uvicorn server on a thread; ``restart`` binds the same port again after a crash."""
 
-    def __init__(self, app: Any, host: str, port: int, max_clients: int) -> None:
+    def __init__(self, app: Any, host: str, port: int, max_clients: int, send_buffer_kib: int) -> None:
         self.app = app
         self.host = host
         self.port = port
         self.max_clients = max_clients
+        self.send_buffer_kib = send_buffer_kib
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self.crashed: BaseException | None = None
@@ -33,6 +34,9 @@ class ConsoleServer:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted connections inherit a fixed send buffer (no autotuning to megabytes), so a page that stops
+        # reading fills it within seconds of pushes and the per-send timeout can drop it.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer_kib * 1024)
         try:
             sock.bind((self.host, self.port))
         except OSError as exc:
