@@ -88,6 +88,7 @@ def test_variant_settings_override_one_key_and_keep_the_rest(models_dir, tmp_pat
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # eight daemon runs in one test: about 100 s on a quiet 2-core machine
 def test_bench_runs_every_variant_end_to_end(models_dir, tmp_path):
     base = tiny_settings(models_dir, tmp_path / "cache")
     opts = BenchOptions(cameras=2, frames=2, width=256, height=192, timeout_s=300)
