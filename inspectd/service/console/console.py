@@ -85,9 +85,7 @@ class Console:
             raise ConfigError(f"console.dir {self.cfg.dir}: {exc.strerror}; make it writable") from exc
         self.snapshots.restore(records)
         self.renderer.start()
-        self.server = ConsoleServer(
-            self.make_app(self), self.cfg.host, self.cfg.port, self.cfg.max_clients, self.cfg.send_buffer_kib
-        )
+        self.server = ConsoleServer(self.make_app(self), self.cfg)
         self.server.start()
         log.info(
             "console_listening",

@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from inspectd.config import ConsoleConfig
 from inspectd.errors import ConfigError
 from inspectd.logs import get_logger
 
@@ -18,12 +19,11 @@ log = get_logger("console.server")
 class ConsoleServer:
     """One uvicorn server on a thread; ``restart`` binds the same port again after a crash."""
 
-    def __init__(self, app: Any, host: str, port: int, max_clients: int, send_buffer_kib: int) -> None:
+    def __init__(self, app: Any, cfg: ConsoleConfig) -> None:
         self.app = app
-        self.host = host
-        self.port = port
-        self.max_clients = max_clients
-        self.send_buffer_kib = send_buffer_kib
+        self.cfg = cfg
+        self.host = cfg.host
+        self.port = cfg.port
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self.crashed: BaseException | None = None
@@ -36,7 +36,7 @@ class ConsoleServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         # Accepted connections inherit a fixed send buffer (no autotuning to megabytes), so a page that stops
         # reading fills it within seconds of pushes and the per-send timeout can drop it.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer_kib * 1024)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.cfg.send_buffer_kib * 1024)
         try:
             sock.bind((self.host, self.port))
         except OSError as exc:
@@ -61,7 +61,7 @@ class ConsoleServer:
             lifespan="off",
             timeout_keep_alive=5,
             timeout_graceful_shutdown=2,
-            limit_concurrency=self.max_clients + 32,
+            limit_concurrency=self.cfg.max_clients + 32,
             h11_max_incomplete_event_size=16 * 1024,
         )
         self._server = uvicorn.Server(config)
