@@ -169,3 +169,29 @@ def test_bench_command_prepares_models_and_writes_json(models_dir: Path, tmp_pat
     assert report["models_origin"]["clipseg"].startswith("random tiny")
     assert (tmp_path / "bench" / "tiny" / "clipseg" / "RANDOM_WEIGHTS").is_file()
     assert "frames/s" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_bench_with_the_whole_frame_as_the_part_never_touches_isnet(models_dir: Path, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    code = main([
+        "bench", "--models-dir", str(models_dir), "--bench-dir", str(tmp_path / "bench"), "--device", "cpu",
+        "--cameras", "1", "--frames", "2", "--size", "256x192", "--only", "bare,daemon,reference",
+        "--foreground", "full", "--timeout", "300", "--out", str(out),
+    ])  # fmt: skip
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert report["options"]["foreground"] == "full"
+    assert report["models_origin"]["isnet"] == "not used (foreground = full)"
+    assert not (tmp_path / "bench" / "tiny" / "isnet").exists()
+    assert "isnet" not in report["models"], "IS-Net was loaded although no camera uses it"
+    for name, v in report["variants"].items():
+        assert v["frames"] == 2 and v["verdicts"].get("error", 0) == 0, name
+    assert report["variants"]["daemon"]["tiles_per_s"] > 0
+    assert "foreground full" in capsys.readouterr().out
+
+
+def test_bench_refuses_foreground_with_scale_out(tmp_path, capsys):
+    code = main(["bench", "--daemons", "2", "--foreground", "full", "--bench-dir", str(tmp_path)])
+    assert code == 78
+    assert "--foreground applies to the one-daemon bench" in capsys.readouterr().err

