@@ -65,7 +65,7 @@ else
 fi
 "$RUNPY" - <<'EOF' 2>&1 | tee -a "$OUT/machine.txt" || die "torch sees no CUDA device, or inspectd does not import"
 import sys, torch, onnxruntime, transformers
-import inspectd.cli.main  # noqa: F401  the whole command line imports
+import inspectd.cli.main, inspectd.service.daemon  # noqa: F401  the command line and the daemon import
 print("torch", torch.__version__, "cuda", torch.version.cuda, "transformers", transformers.__version__)
 print("onnxruntime", onnxruntime.__version__, onnxruntime.get_available_providers())
 if not torch.cuda.is_available():
