@@ -13,7 +13,7 @@ import torch
 
 from inspectd.errors import ImageError, ModelLoadError, ModelNotFoundError
 from inspectd.models.random_init import SAM_TINY
-from inspectd.models.sam import SamMasker, build_sam_from_config
+from inspectd.models.sam import RANDOM_POINTS_PER_SIDE, SamMasker, build_sam_from_config
 
 CPU = torch.device("cpu")
 
@@ -43,12 +43,23 @@ def test_loaded_attributes(sam: SamMasker, tiny_models_dir: Path) -> None:
     assert sam._generator.point_grids[0].shape == (16, 2)
 
 
+def test_random_folder_caps_the_point_grid_and_says_so(tiny_models_dir: Path) -> None:
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logs:
+        masker = SamMasker.load(tiny_models_dir / "sam", CPU, points_per_side=16)
+    assert masker.points_per_side == RANDOM_POINTS_PER_SIDE
+    assert masker._generator.point_grids[0].shape == (RANDOM_POINTS_PER_SIDE**2, 2)
+    capped = [e for e in logs if e["event"] == "sam_random_points_capped"]
+    assert len(capped) == 1 and capped[0]["points_per_side"] == 16 and capped[0]["used"] == 4
+
+
 def test_real_folder_keeps_released_thresholds(tiny_models_dir: Path, tmp_path: Path) -> None:
     folder = tmp_path / "sam"
     shutil.copytree(tiny_models_dir / "sam", folder)
     (folder / "RANDOM_WEIGHTS").unlink()
     masker = SamMasker.load(folder, CPU, points_per_side=8)
-    assert masker.random is False
+    assert masker.random is False and masker.points_per_side == 8
     assert masker._generator.pred_iou_thresh == 0.88 and masker._generator.stability_score_thresh == 0.95
     assert masker._generator.point_grids[0].shape == (64, 2)
 

@@ -17,8 +17,11 @@ import numpy as np
 import torch
 
 from inspectd.errors import ImageError, ModelLoadError
+from inspectd.logs import get_logger
 from inspectd.models.hashing import cached_sha256, short_hash
 from inspectd.models.layout import is_random, missing_model_error
+
+log = get_logger("models.sam")
 
 RELEASED_ARCHS = ("vit_b", "vit_l", "vit_h")
 _EXPLICIT_KEYS = {
@@ -37,6 +40,8 @@ _EXPLICIT_KEYS = {
 _REQUIRED_KEYS = {"encoder_embed_dim", "encoder_depth", "encoder_num_heads", "encoder_global_attn_indexes"}
 IMAGE_SIZE = 1024
 PATCH_SIZE = 16
+# A 1280x960 frame with tiny random SAM on 2 CPU cores: 46 s at 16x16 points, 2 s at 4x4 (docs/benchmarks.md).
+RANDOM_POINTS_PER_SIDE = 4
 
 
 def build_sam_from_config(config: dict[str, Any]) -> torch.nn.Module:
@@ -102,14 +107,17 @@ class SamMasker:
     """SAM's automatic mask generator over an RGB crop; one call at a time (the predictor holds image state).
 
     Folders marked RANDOM_WEIGHTS get pred_iou_thresh and stability_score_thresh of 0 (filters off), because
-    random weights never pass the released thresholds and the plumbing must still see masks.
+    random weights never pass the released thresholds and the plumbing must still see masks. With the filters
+    off every candidate mask is run-length encoded and copied, and random masks are ragged, so their grid is
+    capped at RANDOM_POINTS_PER_SIDE: otherwise a benchmark with random SAM times that, not the network.
     """
 
-    def __init__(self, generator: Any, model_id: str, random: bool) -> None:
+    def __init__(self, generator: Any, model_id: str, random: bool, points_per_side: int) -> None:
         self._generator = generator
         self._lock = threading.Lock()
         self.model_id = model_id
         self.random = random
+        self.points_per_side = points_per_side
 
     @classmethod
     def load(cls, folder: Path, device: torch.device, points_per_side: int) -> SamMasker:
@@ -142,10 +150,20 @@ class SamMasker:
         model.to(device).eval()
         random = is_random(folder)
         thresholds = {"pred_iou_thresh": 0.0, "stability_score_thresh": 0.0} if random else {}
+        if random and points_per_side > RANDOM_POINTS_PER_SIDE:
+            log.warning(
+                "sam_random_points_capped",
+                folder=str(folder),
+                points_per_side=points_per_side,
+                used=RANDOM_POINTS_PER_SIDE,
+                reason="random weights pass every candidate mask to post-processing; real weights filter them",
+            )
+            points_per_side = RANDOM_POINTS_PER_SIDE
         generator = SamAutomaticMaskGenerator(
             model, points_per_side=points_per_side, output_mode="binary_mask", **thresholds
         )
-        return cls(generator, f"{folder.name}@{short_hash(cached_sha256(weights[0]))}", random)
+        model_id = f"{folder.name}@{short_hash(cached_sha256(weights[0]))}"
+        return cls(generator, model_id, random, points_per_side)
 
     def masks(self, image: np.ndarray) -> list[np.ndarray]:
         """SAM's automatic masks of an RGB uint8 (H, W, 3) crop, as bool (H, W) arrays."""
