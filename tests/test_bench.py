@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from inspectd.bench import driver
 from inspectd.bench.driver import BenchOptions, run_bench, variant_settings
 from inspectd.bench.report import format_report, memory_trend, percentiles, summarise_daemon
 from inspectd.bench.variants import VARIANTS
@@ -89,12 +90,21 @@ def test_variant_settings_override_one_key_and_keep_the_rest(models_dir, tmp_pat
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # eight daemon runs in one test: about 100 s on a quiet 2-core machine
-def test_bench_runs_every_variant_end_to_end(models_dir, tmp_path):
+def test_bench_runs_every_variant_end_to_end(models_dir, tmp_path, monkeypatch):
+    # a progress line every half second; a tiny frame with real IS-Net takes longer than that on the CPU
+    monkeypatch.setattr(driver, "NOTE_EVERY_S", 0.5)
     base = tiny_settings(models_dir, tmp_path / "cache")
     opts = BenchOptions(cameras=2, frames=2, width=256, height=192, timeout_s=300)
     lines: list[str] = []
-    report = run_bench(base, models_dir, opts, device="cpu", progress=lines.append)
+    so_far: list[dict] = []
+    report = run_bench(base, models_dir, opts, device="cpu", progress=lines.append, checkpoint=so_far.append)
     json.dumps(report)  # the whole report is JSON as written by --out
+
+    # a run stopped from outside keeps every variant finished before it, and said where its time went
+    assert [list(r["variants"]) for r in so_far] == [list(VARIANTS[: i + 1]) for i in range(len(VARIANTS))]
+    assert so_far[-1]["variants"] == report["variants"]
+    assert any(line.startswith("bare: 1/4 frames, cam0 seq 1 took ") for line in lines), lines
+    assert any(line.startswith("daemon: ") and " verdicts after " in line for line in lines), lines
 
     assert set(report["variants"]) == {
         "bare", "daemon", "no_batching", "no_complexity_cache", "no_text_cache", "separate_clip", "reference",
@@ -165,6 +175,7 @@ def test_bench_command_prepares_models_and_writes_json(models_dir: Path, tmp_pat
     assert code == 0
     report = json.loads(out.read_text())
     assert list(report["variants"]) == ["bare"] and report["variants"]["bare"]["frames"] == 1
+    assert report["partial"] is False
     assert report["models_origin"]["isnet"].startswith("real weights from")
     assert report["models_origin"]["clipseg"].startswith("random tiny")
     assert (tmp_path / "bench" / "tiny" / "clipseg" / "RANDOM_WEIGHTS").is_file()

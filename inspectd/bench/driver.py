@@ -38,6 +38,10 @@ log = get_logger("bench")
 
 Progress = Callable[[str], None]
 PREFIX = "bench"
+# A progress line inside a variant at most this often (and for every frame slower than SLOW_FRAME_S), so a run
+# stopped from outside still shows where its time went.
+NOTE_EVERY_S = 10.0
+SLOW_FRAME_S = 5.0
 
 
 @dataclass
@@ -349,15 +353,29 @@ def _frame_plan(settings: Settings, frames: int) -> list[str]:
     return [name for _ in range(frames) for name in settings.cameras]
 
 
-def run_bare(settings: Settings, store: ModelStore, images: list[np.ndarray], frames: int) -> dict[str, Any]:
+def _stages(stage_ms: dict[str, float], top: int = 3) -> str:
+    """The slowest stages of one frame, e.g. ``complexity 812 ms, clipseg_winclip 95 ms``."""
+    slowest = sorted(stage_ms.items(), key=lambda kv: -kv[1])[:top]
+    return ", ".join(f"{name} {ms:.0f} ms" for name, ms in slowest)
+
+
+def run_bare(
+    settings: Settings,
+    store: ModelStore,
+    images: list[np.ndarray],
+    frames: int,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
     """``Inspector.inspect`` on each camera's frames in turn (same frames, same store); per-frame times."""
     from inspectd.pipeline.inspector import Inspector
 
     inspector = Inspector(settings, store)
     times, verdicts = [], []
     seq: dict[str, int] = {}
+    plan = _frame_plan(settings, frames)
     t0 = time.perf_counter()
-    for i, cam in enumerate(_frame_plan(settings, frames)):
+    noted = t0
+    for i, cam in enumerate(plan):
         seq[cam] = seq.get(cam, 0) + 1
         frame = Frame(
             camera=cam,
@@ -367,8 +385,15 @@ def run_bare(settings: Settings, store: ModelStore, images: list[np.ndarray], fr
         )
         started = time.perf_counter()
         result = inspector.inspect(frame)
-        times.append((time.perf_counter() - started) * 1000.0)
+        now = time.perf_counter()
+        times.append((now - started) * 1000.0)
         verdicts.append(result.verdict.model_dump(mode="json"))
+        if progress is not None and (now - noted >= NOTE_EVERY_S or now - started >= SLOW_FRAME_S):
+            noted = now
+            progress(
+                f"bare: {i + 1}/{len(plan)} frames, {cam} seq {seq[cam]} took {times[-1]:.0f} ms "
+                f"({_stages(result.verdict.stage_ms)})"
+            )
     wall = time.perf_counter() - t0
     return {"wall_s": wall, "frame_ms": times, "verdicts": verdicts}
 
@@ -381,10 +406,12 @@ def run_daemon(
     opts: BenchOptions,
     duration: float = 0.0,
     progress: Progress | None = None,
+    label: str = "daemon",
 ) -> dict[str, Any]:
     """Start a real Daemon on these settings, push frames from every camera, and collect what it published.
 
     With ``duration`` > 0 the cameras push until it elapses (soak) and memory is sampled once a second.
+    Otherwise a ``progress`` line names the verdicts received so far every NOTE_EVERY_S seconds.
     """
     from inspectd.service.daemon import Daemon
 
@@ -447,8 +474,17 @@ def run_daemon(
             stop.set()
         else:
             timeout = opts.timeout_s or max(300.0, 60.0 * expected)
-            if not collector.wait_count(expected, timeout):
-                log.warning("bench_timeout", expected=expected, received=collector.count(), timeout_s=timeout)
+            give_up = time.monotonic() + timeout
+            while not collector.wait_count(expected, max(0.1, min(NOTE_EVERY_S, give_up - time.monotonic()))):
+                if time.monotonic() >= give_up:
+                    log.warning(
+                        "bench_timeout", expected=expected, received=collector.count(), timeout_s=timeout
+                    )
+                    break
+                if progress is not None:
+                    progress(
+                        f"{label}: {collector.count()}/{expected} verdicts after {time.time() - t0:.0f} s"
+                    )
         for p in pushers:
             p.join(10)
         if duration > 0:
@@ -500,8 +536,12 @@ def run_bench(
     opts: BenchOptions,
     device: str | None = None,
     progress: Progress | None = None,
+    checkpoint: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Every selected variant on the same frames and store; returns the report (see ``benchreport.summarise``)."""
+    """Every selected variant on the same frames and store; returns the report (see ``benchreport.summarise``).
+
+    ``checkpoint`` gets the report so far after each variant, so a run stopped from outside keeps what it measured.
+    """
     from inspectd.bench.broker import LocalBroker
     from inspectd.bench.report import summarise_bare, summarise_daemon, summarise_run
     from inspectd.pipeline.inspector import Inspector
@@ -547,11 +587,11 @@ def run_bench(
                         Inspector(vs, store).inspect(Frame(camera="cam0", seq=0, image=images[0]))
                 with store_for(store, vs):
                     if name == "bare":
-                        variants[name] = summarise_bare(run_bare(vs, store, images, opts.frames))
+                        variants[name] = summarise_bare(run_bare(vs, store, images, opts.frames, say))
                     else:
                         if name == "separate_clip":  # load it and its text features before the clock runs
                             warm_up(vs, store, images[0])
-                        raw = run_daemon(vs, store, collector, messages, opts)
+                        raw = run_daemon(vs, store, collector, messages, opts, progress=say, label=name)
                         variants[name] = summarise_daemon(raw)
                 variants[name]["text_encodes"] = store.text_encodes - encodes
                 variants[name]["load_avg_1m"] = round(os.getloadavg()[0], 2)
@@ -560,6 +600,12 @@ def run_bench(
                     f"phase {name} done in {time.perf_counter() - t:.1f} s: "
                     f"{variants[name]['frames']}/{n} frames, {variants[name]['fps']:.3f} frames/s"
                 )
+                if checkpoint is not None:
+                    checkpoint(
+                        summarise_run(
+                            dict(variants), None, _describe(opts, settings, store, store.describe())
+                        )
+                    )
             if opts.duration > 0:
                 say(f"phase soak: {opts.cameras} cameras pushing for {opts.duration:.0f} s")
                 with store_for(store, settings):

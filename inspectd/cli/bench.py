@@ -40,6 +40,7 @@ def default_bench_dir() -> Path:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """The `inspectd bench` command."""
+    from inspectd.atomicfile import write_atomic
     from inspectd.bench.driver import BenchOptions, prepare_models, run_bench
     from inspectd.bench.report import format_report
     from inspectd.config import load_settings
@@ -77,19 +78,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
         foreground=args.foreground,
         models_origin=origin,
     )
+
+    def write(report: dict, partial: bool = False) -> None:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(out, json.dumps({**report, "partial": partial}, indent=2) + "\n")
+        say(f"wrote {out}" + (" (so far)" if partial else ""))
+
     if args.daemons:
         from inspectd.bench.scaleout import format_scaleout, run_scaleout
 
         report = run_scaleout(base, models_dir, opts, args.daemons, args.device, say)
         text = format_scaleout(report)
     else:
-        report = run_bench(base, models_dir, opts, args.device, say)
+        so_far = (lambda r: write(r, partial=True)) if args.out else None
+        report = run_bench(base, models_dir, opts, args.device, say, checkpoint=so_far)
         text = format_report(report)
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2) + "\n")
-        say(f"wrote {out}")
+        write(report)
     print(text)
     return 0
 
