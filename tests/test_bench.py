@@ -196,6 +196,8 @@ def test_bench_with_the_whole_frame_as_the_part_never_touches_isnet(models_dir: 
     assert report["models_origin"]["isnet"] == "not used (foreground = full)"
     assert not (tmp_path / "bench" / "tiny" / "isnet").exists()
     assert "isnet" not in report["models"], "IS-Net was loaded although no camera uses it"
+    # the default config asks for 16x16 points; the report says what the random SAM ran with
+    assert report["settings"]["sam_points_per_side"] == 4
     for name, v in report["variants"].items():
         assert v["frames"] == 2 and v["verdicts"].get("error", 0) == 0, name
     assert report["variants"]["daemon"]["tiles_per_s"] > 0

@@ -642,7 +642,10 @@ def _describe(
             "max_wait_ms": settings.scheduler.max_wait_ms,
             "queue_frames": settings.scheduler.queue_frames,
             "cpu_workers": settings.scheduler.cpu_workers,
-            "sam_points_per_side": settings.models.sam_points_per_side,
+            # what SAM ran with: a random SAM caps the configured grid (models/sam.py)
+            "sam_points_per_side": store.sam().points_per_side
+            if "sam" in models
+            else settings.models.sam_points_per_side,
             "max_tiles_per_frame": settings.pipeline.tiling.max_tiles_per_frame,
             "half": store.half,
         },
