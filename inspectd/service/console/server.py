@@ -22,8 +22,7 @@ class ConsoleServer:
     def __init__(self, app: Any, cfg: ConsoleConfig) -> None:
         self.app = app
         self.cfg = cfg
-        self.host = cfg.host
-        self.port = cfg.port
+        self.port = cfg.port  # the bound port once started (console.port 0 lets the kernel pick one)
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self.crashed: BaseException | None = None
@@ -31,18 +30,18 @@ class ConsoleServer:
         self._native_id: int | None = None
 
     def _bind(self) -> socket.socket:
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        family = socket.AF_INET6 if ":" in self.cfg.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         # Accepted connections inherit a fixed send buffer (no autotuning to megabytes), so a page that stops
         # reading fills it within seconds of pushes and the per-send timeout can drop it.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.cfg.send_buffer_kib * 1024)
         try:
-            sock.bind((self.host, self.port))
+            sock.bind((self.cfg.host, self.port))
         except OSError as exc:
             sock.close()
             raise ConfigError(
-                f"console.host/console.port {self.host}:{self.port}: {exc.strerror}; pick a free port"
+                f"console.host/console.port {self.cfg.host}:{self.port}: {exc.strerror}; pick a free port"
             ) from exc
         sock.listen(128)
         sock.set_inheritable(True)
