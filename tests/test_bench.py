@@ -13,7 +13,7 @@ import pytest
 
 from inspectd.bench import driver
 from inspectd.bench.driver import BenchOptions, run_bench, variant_settings
-from inspectd.bench.report import format_report, memory_trend, percentiles, summarise_daemon
+from inspectd.bench.report import format_report, memory_trend, percentiles, summarise_daemon, targets
 from inspectd.bench.variants import VARIANTS
 from inspectd.cli.main import main
 from tests.plugins.pipeline import tiny_settings
@@ -24,6 +24,14 @@ RATIO_KEYS = ("batching", "complexity_cache", "text_cache", "shared_clip", "refe
 def test_percentiles_match_numpy_linear_interpolation():
     assert percentiles([10.0, 20.0, 30.0, 40.0]) == {"p50": 25.0, "p95": 38.5, "p99": 39.7, "max": 40.0}
     assert percentiles([]) == {"p50": None, "p95": None, "p99": None, "max": None}
+
+
+def test_gpu_targets_are_plain_json():
+    """A CUDA run's latency targets come from numpy percentiles; the report must still serialise."""
+    daemon = {"fps": 40.0, "latency_ms": percentiles([120.0, 150.0, 180.0, 210.0])}
+    out = targets({"daemon": daemon}, {}, None, cuda=True)
+    assert json.loads(json.dumps(out)) == out
+    assert out["gpu_fps_ge_30"]["met"] is True and out["gpu_p99_lt_200ms"]["met"] is False
 
 
 def test_memory_trend_starts_at_first_verdict_and_reports_growth():

@@ -32,8 +32,13 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
     if not values:
         return {"p50": None, "p95": None, "p99": None, "max": None}
     arr = np.asarray(values, np.float64)
-    p50, p95, p99 = np.percentile(arr, [50, 95, 99])
-    return {"p50": round(p50, 1), "p95": round(p95, 1), "p99": round(p99, 1), "max": round(arr.max(), 1)}
+    p50, p95, p99 = (float(p) for p in np.percentile(arr, [50, 95, 99]))  # plain floats: the report is JSON
+    return {
+        "p50": round(p50, 1),
+        "p95": round(p95, 1),
+        "p99": round(p99, 1),
+        "max": round(float(arr.max()), 1),
+    }
 
 
 def stage_means(verdicts: list[dict[str, Any]]) -> dict[str, float]:
