@@ -15,7 +15,8 @@
 #   - mosquitto on PATH or in /usr/sbin (apt-get install -y mosquitto), for the real MQTT publish path.
 # Knobs: FRAMES (per camera and variant, default 20), SIZE (1280x960), CAMERAS (4), SOAK_S (60),
 #        ONLY (run 1's variants), ISNET_FRAMES (5), ISNET_ONLY (bare,daemon,reference),
-#        FULL_TIMEOUT_S (run 1, default 330), ISNET_TIMEOUT_S (run 2, default 180).
+#        FULL_TIMEOUT_S (run 1, default 330), ISNET_TIMEOUT_S (run 2, default 180),
+#        RUNS (which runs, default "full,isnet"; "full" alone when IS-Net's weights cannot reach the machine).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 OUT=${OUT:-$PWD/bench-out}
@@ -29,6 +30,7 @@ ISNET_FRAMES=${ISNET_FRAMES:-5}
 ISNET_ONLY=${ISNET_ONLY:-bare,daemon,reference}
 FULL_TIMEOUT_S=${FULL_TIMEOUT_S:-330}
 ISNET_TIMEOUT_S=${ISNET_TIMEOUT_S:-180}
+RUNS=${RUNS:-full,isnet}
 BENCH_DIR=${BENCH_DIR:-$HOME/.cache/inspectd/bench}
 PY=${INSPECTD_PYTHON:-python3}
 mkdir -p "$OUT"
@@ -88,9 +90,13 @@ bench() {  # NAME TIMEOUT_S ARGS...: one bench run, its table, JSON and log unde
 }
 
 status=0
-step "run 1: foreground full, $CAMERAS cameras x $FRAMES frames at $SIZE ($ONLY), soak ${SOAK_S}s"
-bench gpu-full "$FULL_TIMEOUT_S" --foreground full --frames "$FRAMES" --only "$ONLY" --duration "$SOAK_S" || status=1
-if [ -f "$MODELS_DIR/isnet/isnet.onnx" ] || command -v npm >/dev/null; then
+if [[ ,$RUNS, == *,full,* ]]; then
+  step "run 1: foreground full, $CAMERAS cameras x $FRAMES frames at $SIZE ($ONLY), soak ${SOAK_S}s"
+  bench gpu-full "$FULL_TIMEOUT_S" --foreground full --frames "$FRAMES" --only "$ONLY" --duration "$SOAK_S" || status=1
+fi
+if [[ ,$RUNS, != *,isnet,* ]]; then
+  step "run 2 skipped: RUNS=$RUNS"
+elif [ -f "$MODELS_DIR/isnet/isnet.onnx" ] || command -v npm >/dev/null; then
   step "run 2: foreground isnet, $CAMERAS cameras x $ISNET_FRAMES frames ($ISNET_ONLY)"
   bench gpu-isnet "$ISNET_TIMEOUT_S" --foreground isnet --frames "$ISNET_FRAMES" --only "$ISNET_ONLY" || status=1
 else
