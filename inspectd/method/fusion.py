@@ -10,8 +10,11 @@ import numpy as np
 
 from inspectd.method.tiling import Tile
 
+HARMONIC_EPS = 1e-6
+"""Floor of a prompt map before the harmonic mean, so that a zero pixel gives about 0, not a division by zero."""
 
-def harmonic_mean(maps: np.ndarray, axis: int = 0, eps: float = 1e-6) -> np.ndarray:
+
+def harmonic_mean(maps: np.ndarray, axis: int = 0, eps: float = HARMONIC_EPS) -> np.ndarray:
     """``n / sum(1 / max(x, eps))`` along ``axis``: one pixel map from the per-prompt maps.
 
     Exact for inputs >= ``eps``; one prompt near zero pulls the pixel near zero, so a pixel scores high only

@@ -230,9 +230,15 @@ class ClipSeg(LoadedClip):
         activations = [out.hidden_states[i + 1] for i in self._extract_layers]
         return TileFeatures(activations=activations, image_embeds=out.pooler_output.float().cpu())
 
-    @torch.inference_mode()
     def decode(self, feats: TileFeatures, cond: torch.Tensor, index: np.ndarray | None = None) -> np.ndarray:
-        """Sigmoid maps float32 (n, P, S, S): tiles ``feats[index]`` (all if None) x each of P embeddings."""
+        """Sigmoid maps float32 (n, P, S, S) on the host: tiles ``feats[index]`` (all if None) x P embeddings."""
+        return self.decode_maps(feats, cond, index).cpu().numpy()
+
+    @torch.inference_mode()
+    def decode_maps(
+        self, feats: TileFeatures, cond: torch.Tensor, index: np.ndarray | None = None
+    ) -> torch.Tensor:
+        """As :meth:`decode`, left on the device (float32), so the caller can reduce them before they cross."""
         acts = feats.activations
         if index is not None:
             idx = torch.as_tensor(np.asarray(index), dtype=torch.long, device=acts[0].device)
@@ -243,9 +249,8 @@ class ClipSeg(LoadedClip):
                 f"conditional embeddings must be (P, {self.projection_dim}), got {tuple(cond.shape)}"
             )
         if n == 0 or p == 0:
-            return np.zeros((n, p, self.input_size, self.input_size), dtype=np.float32)
+            return torch.zeros((n, p, self.input_size, self.input_size), device=self.device)
         repeated = [a.repeat_interleave(p, dim=0) for a in acts]
         conditional = cond.to(self.device, self.dtype).repeat(n, 1)
         logits = self._model.decoder(repeated, conditional).logits
-        maps = torch.sigmoid(logits.float()).reshape(n, p, *logits.shape[-2:])
-        return maps.cpu().numpy()
+        return torch.sigmoid(logits.float()).reshape(n, p, *logits.shape[-2:])
