@@ -13,7 +13,15 @@ import pytest
 
 from inspectd.bench import driver
 from inspectd.bench.driver import BenchOptions, run_bench, variant_settings
-from inspectd.bench.report import format_report, memory_trend, percentiles, summarise_daemon, targets
+from inspectd.bench.report import (
+    format_report,
+    memory_trend,
+    percentiles,
+    steady_bare,
+    steady_daemon,
+    summarise_daemon,
+    targets,
+)
 from inspectd.bench.variants import VARIANTS
 from inspectd.cli.main import main
 from tests.plugins.pipeline import tiny_settings
@@ -32,6 +40,42 @@ def test_gpu_targets_are_plain_json():
     out = targets({"daemon": daemon}, {}, None, cuda=True)
     assert json.loads(json.dumps(out)) == out
     assert out["gpu_fps_ge_30"]["met"] is True and out["gpu_p99_lt_200ms"]["met"] is False
+
+
+def test_steady_bare_leaves_out_the_frames_that_ran_sam():
+    sam, plain = {"stage_ms": {"complexity": 2000.0}}, {"stage_ms": {"fusion": 20.0}}
+    steady = steady_bare([2100.0, 50.0, 2200.0, 40.0, 60.0], [sam, plain, sam, plain, plain])
+    assert steady == {"frames": 3, "fps": 20.0, "latency_ms": percentiles([50.0, 40.0, 60.0])}
+    assert steady_bare([2100.0, 50.0], [sam, plain]) is None, "one frame is no rate"
+
+
+def test_steady_daemon_counts_frames_captured_after_the_last_sam_verdict():
+    def verdict(captured: str, sam: bool) -> dict:
+        return {"captured_at": captured, "stage_ms": {"complexity": 1.0} if sam else {}}
+
+    received = [  # (arrival, verdict); 1000 s after the epoch is 00:16:40
+        (1003.0, verdict("1970-01-01T00:16:41Z", sam=True)),
+        (1002.0, verdict("1970-01-01T00:16:40.500000Z", sam=True)),  # arrival order need not be list order
+        (1003.2, verdict("1970-01-01T00:16:41.500000Z", sam=False)),  # captured before SAM was done: backlog
+        (1003.5, verdict("1970-01-01T00:16:43.200000Z", sam=False)),
+        (1004.0, verdict("1970-01-01T00:16:43.500000Z", sam=False)),
+        (1005.0, verdict("1970-01-01T00:16:44.500000Z", sam=False)),
+    ]
+    steady = steady_daemon(received, t0=1000.0)
+    assert steady["frames"] == 3 and steady["fps"] == 1.5  # captured after 1003.0; last verdict at 1005.0
+    assert steady["latency_ms"] == percentiles([300.0, 500.0, 500.0])
+    no_sam = [(t, {**p, "stage_ms": {}}) for t, p in received]
+    whole = steady_daemon(no_sam, t0=1000.0)
+    assert whole["frames"] == 6 and whole["fps"] == 1.2, "without SAM: the whole run from the first send"
+    assert steady_daemon(received[:4], t0=1000.0) is None, "one frame is no rate"
+
+
+def test_gpu_targets_use_the_steady_rate_and_name_the_basis():
+    steady = {"frames": 60, "fps": 31.0, "latency_ms": percentiles([150.0, 190.0])}
+    daemon = {"fps": 9.0, "latency_ms": percentiles([9000.0]), "steady": steady}
+    out = targets({"daemon": daemon}, {}, None, cuda=True, rate=7.5)
+    assert out["gpu_fps_ge_30"] == {"value": 31.0, "basis": "steady", "met": True}
+    assert out["gpu_p99_lt_200ms"]["met"] is True and out["gpu_p99_lt_200ms"]["camera_rate"] == 7.5
 
 
 def test_memory_trend_starts_at_first_verdict_and_reports_growth():
@@ -141,6 +185,9 @@ def test_bench_runs_every_variant_end_to_end(models_dir, tmp_path, monkeypatch):
     assert var["no_complexity_cache"]["sam_runs"] == 4, "cache off: SAM on every frame"
     assert var["daemon"]["text_encodes"] == 0, "warm text cache: nothing re-encoded"
     assert var["no_text_cache"]["text_encodes"] > 0
+    assert var["bare"]["steady"]["frames"] == 2, "steady: each camera's second frame, SAM cached"
+    assert var["no_complexity_cache"]["steady"] is None, "SAM on every frame leaves no steady frames"
+    assert var["reference"]["steady"]["frames"] == 4, "no SAM in reference mode: all of it is steady"
     assert "clip" in report["models"], "the separate CLIP was really loaded"
 
     ratios = report["ratios"]

@@ -66,6 +66,41 @@ def _epoch(iso: str) -> float:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
+def _ran_sam(verdict: dict[str, Any]) -> bool:
+    return "complexity" in verdict.get("stage_ms", {})
+
+
+def steady_bare(frame_ms: list[float], verdicts: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Frames/s and per-frame times of the bare frames that did not run SAM (None when fewer than two).
+
+    SAM runs on a camera's first frame and is cached after it, so a short run mixes a few frames that cost
+    seconds with many that cost milliseconds; the line runs at the second rate.
+    """
+    kept = [ms for ms, v in zip(frame_ms, verdicts, strict=True) if not _ran_sam(v)]
+    if len(kept) < 2:
+        return None
+    return {"frames": len(kept), "fps": 1000.0 * len(kept) / sum(kept), "latency_ms": percentiles(kept)}
+
+
+def steady_daemon(received: list[tuple[float, dict[str, Any]]], t0: float) -> dict[str, Any] | None:
+    """Frames/s and latency of the frames captured after the last verdict that ran SAM arrived.
+
+    Frames captured earlier waited behind SAM, so their latency is the backlog, not the line's. Measured from
+    that verdict's arrival (or from the first send when none ran SAM) to the last verdict; None when fewer
+    than two frames qualify.
+    """
+    arrivals = sorted(received, key=lambda r: r[0])
+    start = max((t for t, p in arrivals if _ran_sam(p)), default=t0)
+    after = [(t, p) for t, p in arrivals if _epoch(p["captured_at"]) > start]
+    if len(after) < 2 or after[-1][0] <= start:
+        return None
+    return {
+        "frames": len(after),
+        "fps": len(after) / (after[-1][0] - start),
+        "latency_ms": percentiles([(t - _epoch(p["captured_at"])) * 1000.0 for t, p in after]),
+    }
+
+
 def summarise_bare(raw: dict[str, Any]) -> dict[str, Any]:
     """Figures of the bare pipeline run: frames/s, tiles/s, per-frame time percentiles, stages."""
     verdicts = raw["verdicts"]
@@ -80,7 +115,8 @@ def summarise_bare(raw: dict[str, Any]) -> dict[str, Any]:
         "latency_ms": percentiles(raw["frame_ms"]),
         "stage_ms": stage_means(verdicts),
         "verdicts": _verdict_kinds(verdicts),
-        "sam_runs": sum(1 for v in verdicts if "complexity" in v.get("stage_ms", {})),
+        "sam_runs": sum(1 for v in verdicts if _ran_sam(v)),
+        "steady": steady_bare(raw["frame_ms"], verdicts),
         "dropped": 0,
     }
 
@@ -107,7 +143,8 @@ def summarise_daemon(raw: dict[str, Any]) -> dict[str, Any]:
         "in_daemon_latency_ms": percentiles([v.get("latency_ms", 0.0) for v in verdicts]),
         "stage_ms": stage_means(verdicts),
         "verdicts": _verdict_kinds(verdicts),
-        "sam_runs": sum(1 for v in verdicts if "complexity" in v.get("stage_ms", {})),
+        "sam_runs": sum(1 for v in verdicts if _ran_sam(v)),
+        "steady": steady_daemon(received, raw["t0"]),
         "batches": {
             "count": raw["batches"],
             "mean_tiles": round(float(np.mean(sizes)), 2) if sizes else 0.0,
@@ -128,14 +165,25 @@ def summarise_daemon(raw: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _steady_fps(variant: dict[str, Any]) -> float | None:
+    steady = variant.get("steady")
+    return steady["fps"] if steady else None
+
+
 def _ratio(on: dict[str, Any], off: dict[str, Any]) -> dict[str, Any]:
-    return {
+    out = {
         "on_fps": round(on["fps"], 4),
         "off_fps": round(off["fps"], 4),
         "on_ms_per_frame": round(on["ms_per_frame"] or 0.0, 1),
         "off_ms_per_frame": round(off["ms_per_frame"] or 0.0, 1),
         "ratio": round(on["fps"] / off["fps"], 3) if off["fps"] else None,
     }
+    s_on, s_off = _steady_fps(on), _steady_fps(off)
+    if s_on and s_off:
+        out.update(
+            on_steady_fps=round(s_on, 4), off_steady_fps=round(s_off, 4), steady_ratio=round(s_on / s_off, 3)
+        )
+    return out
 
 
 def memory_trend(samples: list[dict[str, float]]) -> dict[str, Any]:
@@ -156,17 +204,27 @@ def memory_trend(samples: list[dict[str, float]]) -> dict[str, Any]:
 
 
 def targets(
-    variants: dict[str, Any], ratios: dict[str, Any], soak: dict[str, Any] | None, cuda: bool
+    variants: dict[str, Any],
+    ratios: dict[str, Any],
+    soak: dict[str, Any] | None,
+    cuda: bool,
+    rate: float = 0.0,
 ) -> dict:
-    """The issue's targets, each with the figure behind it and met or not (absent when not measured)."""
+    """The issue's targets, each with the figure behind it and met or not (absent when not measured).
+
+    Frame rates and batching are judged on the steady figures (after every camera's SAM frame) when there
+    are some; ``rate`` is the cameras' frames/s (0: as fast as accepted), which the latency target depends on.
+    """
     out: dict[str, Any] = {}
     if "daemon_vs_bare" in ratios:
         pct = ratios["daemon_vs_bare"]["overhead_pct"]
         out["daemon_overhead_le_10pct"] = {"value_pct": pct, "met": pct <= 10.0}
     need = 3.0 if cuda else 1.5
-    if ratios.get("batching", {}).get("ratio") is not None:
-        r = ratios["batching"]["ratio"]
-        out[f"batching_ge_{need:g}x"] = {"value": r, "met": r >= need}
+    batching = ratios.get("batching", {})
+    if batching.get("ratio") is not None:
+        basis = "steady" if "steady_ratio" in batching else "whole run"
+        r = batching["steady_ratio"] if basis == "steady" else batching["ratio"]
+        out[f"batching_ge_{need:g}x"] = {"value": r, "basis": basis, "met": r >= need}
     if ratios.get("console", {}).get("ratio") is not None:
         r = ratios["console"]["ratio"]
         out["console_cost_lt_3pct"] = {"value_pct": round(100.0 * (1.0 - r), 1), "met": r > 0.97}
@@ -179,9 +237,17 @@ def targets(
         }
     if cuda and "daemon" in variants:
         d = variants["daemon"]
-        out["gpu_fps_ge_30"] = {"value": round(d["fps"], 2), "met": d["fps"] >= 30.0}
-        p99 = d["latency_ms"]["p99"]
-        out["gpu_p99_lt_200ms"] = {"value_ms": p99, "met": p99 is not None and p99 < 200.0}
+        basis = "steady" if d.get("steady") else "whole run"
+        fps = d["steady"]["fps"] if d.get("steady") else d["fps"]
+        out["gpu_fps_ge_30"] = {"value": round(fps, 2), "basis": basis, "met": fps >= 30.0}
+        p99 = (d.get("steady") or d)["latency_ms"]["p99"]
+        out["gpu_p99_lt_200ms"] = {
+            "value_ms": p99,
+            "basis": basis,
+            # at rate 0 the cameras push as fast as the daemon accepts, so latency is mostly queueing
+            "camera_rate": rate or "as fast as accepted",
+            "met": p99 is not None and p99 < 200.0,
+        }
     return out
 
 
@@ -227,7 +293,7 @@ def summarise_run(
         "variants": variants,
         "ratios": ratios,
         "soak": soak,
-        "targets": targets(variants, ratios, soak, cuda),
+        "targets": targets(variants, ratios, soak, cuda, meta["options"].get("rate", 0.0)),
     }
 
 
@@ -248,19 +314,23 @@ def format_report(report: dict[str, Any]) -> str:
         f"foreground {o.get('foreground', 'isnet')}), "
         f"models: {', '.join(f'{k}={v}' for k, v in report['models'].items())}",
         "",
-        f"{'variant':<20}{'frames':>7}{'wall s':>9}{'frames/s':>10}{'tiles/s':>9}{'p50 ms':>9}{'p95 ms':>9}"
-        f"{'p99 ms':>9}{'batch':>7}{'fill':>6}{'drop':>6}{'RSS MiB':>9}{'GPU MiB':>9}",
+        f"{'variant':<20}{'frames':>7}{'wall s':>9}{'frames/s':>10}{'steady':>8}{'tiles/s':>9}{'p50 ms':>9}"
+        f"{'p95 ms':>9}{'p99 ms':>9}{'batch':>7}{'fill':>6}{'drop':>6}{'RSS MiB':>9}{'GPU MiB':>9}",
     ]
     for name, v in report["variants"].items():
         b = v.get("batches", {})
         lat = v["latency_ms"]
         lines.append(
-            f"{name:<20}{v['frames']:>7}{v['wall_s']:>9.1f}{v['fps']:>10.3f}{v['tiles_per_s']:>9.2f}"
+            f"{name:<20}{v['frames']:>7}{v['wall_s']:>9.1f}{v['fps']:>10.3f}{_f(_steady_fps(v), '{:.2f}'):>8}"
+            f"{v['tiles_per_s']:>9.2f}"
             f"{_f(lat['p50']):>9}{_f(lat['p95']):>9}{_f(lat['p99']):>9}"
             f"{_f(b.get('mean_device_batch')):>7}{_f(b.get('fill'), '{:.2f}'):>6}{v['dropped']:>6}"
             f"{_f(v.get('peak_rss_mb'), '{:.0f}'):>9}{_f(v.get('cuda_peak_mb'), '{:.0f}'):>9}"
         )
     lines.append("(bare: latency = per-frame inspect time; daemon: capture -> verdict received over MQTT;")
+    lines.append(
+        " steady = frames/s after every camera's SAM frame (SAM runs once per camera, then is cached);"
+    )
     lines.append(" batch = mean tiles per device pass, fill = that / scheduler.max_batch_tiles)")
     lines += ["", "mean ms per frame by stage (SAM counted on the frames that ran it, 0 elsewhere):"]
     stages = sorted({k for v in report["variants"].values() for k in v["stage_ms"]}, key=_stage_order)
@@ -288,10 +358,16 @@ def format_report(report: dict[str, Any]) -> str:
                     f"({r['daemon_fps']:.3f} vs {r['bare_fps']:.3f} frames/s) -> overhead {r['overhead_pct']:+.1f}%"
                 )
             else:
+                steady = (
+                    f"; steady {r['on_steady_fps']:.2f} vs {r['off_steady_fps']:.2f} frames/s "
+                    f"-> {r['steady_ratio']:.2f}x"
+                    if "steady_ratio" in r
+                    else ""
+                )
                 lines.append(
                     f"  {r['what']}: {r['on_fps']:.3f} vs {r['off_fps']:.3f} frames/s "
                     f"({r['on_ms_per_frame']:.0f} vs {r['off_ms_per_frame']:.0f} ms/frame) "
-                    f"-> {_f(r['ratio'], '{:.2f}')}x"
+                    f"-> {_f(r['ratio'], '{:.2f}')}x{steady}"
                 )
     soak = report.get("soak")
     if soak and soak.get("memory_trend"):
