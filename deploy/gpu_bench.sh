@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The one prepared GPU benchmark: full-size models (random weights of the released architectures unless real ones
-# are installed), 4 simulated cameras at 1280x960, in two runs:
+# are installed), 4 simulated cameras at 1280x960, in up to three runs:
 #   1. foreground = full: the whole frame is the part, so IS-Net is skipped and the figures are the tile networks
 #      (CLIPSeg, SAM, the reference backbone) on the GPU alone; every variant, then a short soak;
+#   1b. the same daemon with each camera paced at PACED_RATE frames/s (4 x 7.5 = the 30 frames/s target), for
+#      the latency target: unpaced, the cameras push as fast as the daemon accepts and latency is queueing;
 #   2. foreground = isnet (what a camera gets): IS-Net on whatever onnxruntime provides (CUDA with
 #      onnxruntime-gpu, else the CPU), fewer frames. Skipped when MODELS_DIR/isnet/isnet.onnx is missing.
 # Writes JSON + tables to $OUT (or ./bench-out). Runs on a bare machine with this repo copied:
@@ -16,7 +18,8 @@
 # Knobs: FRAMES (per camera and variant, default 20), SIZE (1280x960), CAMERAS (4), SOAK_S (60),
 #        ONLY (run 1's variants), ISNET_FRAMES (5), ISNET_ONLY (bare,daemon,reference),
 #        FULL_TIMEOUT_S (run 1, default 330), ISNET_TIMEOUT_S (run 2, default 180),
-#        RUNS (which runs, default "full,isnet"; "full" alone when IS-Net's weights cannot reach the machine).
+#        RUNS (which runs, default "full,paced,isnet"; leave out isnet when its weights cannot reach the machine),
+#        PACED_RATE (run 1b's frames/s per camera, 7.5), PACED_FRAMES (per camera, 150), PACED_TIMEOUT_S (120).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 OUT=${OUT:-$PWD/bench-out}
@@ -30,7 +33,10 @@ ISNET_FRAMES=${ISNET_FRAMES:-5}
 ISNET_ONLY=${ISNET_ONLY:-bare,daemon,reference}
 FULL_TIMEOUT_S=${FULL_TIMEOUT_S:-330}
 ISNET_TIMEOUT_S=${ISNET_TIMEOUT_S:-180}
-RUNS=${RUNS:-full,isnet}
+RUNS=${RUNS:-full,paced,isnet}
+PACED_RATE=${PACED_RATE:-7.5}
+PACED_FRAMES=${PACED_FRAMES:-150}
+PACED_TIMEOUT_S=${PACED_TIMEOUT_S:-120}
 BENCH_DIR=${BENCH_DIR:-$HOME/.cache/inspectd/bench}
 PY=${INSPECTD_PYTHON:-python3}
 mkdir -p "$OUT"
@@ -93,6 +99,11 @@ status=0
 if [[ ,$RUNS, == *,full,* ]]; then
   step "run 1: foreground full, $CAMERAS cameras x $FRAMES frames at $SIZE ($ONLY), soak ${SOAK_S}s"
   bench gpu-full "$FULL_TIMEOUT_S" --foreground full --frames "$FRAMES" --only "$ONLY" --duration "$SOAK_S" || status=1
+fi
+if [[ ,$RUNS, == *,paced,* ]]; then
+  step "run 1b: foreground full, daemon only, $PACED_FRAMES frames per camera paced at $PACED_RATE frames/s"
+  bench gpu-paced "$PACED_TIMEOUT_S" --foreground full --frames "$PACED_FRAMES" --only daemon --rate "$PACED_RATE" \
+    || status=1
 fi
 if [[ ,$RUNS, != *,isnet,* ]]; then
   step "run 2 skipped: RUNS=$RUNS"
