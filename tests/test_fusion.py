@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from inspectd.method.fusion import component_labels, component_scores, harmonic_mean, stitch
 from inspectd.method.tiling import Tile
@@ -77,6 +80,39 @@ def test_a_component_score_never_bleeds_onto_a_neighbour_in_the_same_tile() -> N
     assert (amap[:, :4] == pytest.approx(0.9)) and amap[:, 4:].max() == 0.0
     with pytest.raises(ValueError, match="component mask 0"):
         component_labels([np.ones((3, 3), bool)], (4, 8))
+
+
+@st.composite
+def _tiled_image(draw: st.DrawFn) -> tuple[list[np.ndarray], list[Tile], np.ndarray, np.ndarray]:
+    height, width = draw(st.integers(2, 24)), draw(st.integers(2, 24))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    labels = rng.integers(-1, 3, size=(height, width)).astype(np.int32)
+    tiles, maps = [], []
+    for _ in range(draw(st.integers(0, 5))):
+        x0, y0 = draw(st.integers(0, width - 1)), draw(st.integers(0, height - 1))
+        x1, y1 = draw(st.integers(x0 + 1, width)), draw(st.integers(y0 + 1, height))
+        tiles.append(Tile(x0, y0, x1, y1, draw(st.integers(0, 2))))
+        maps.append(rng.random((draw(st.integers(1, 6)), draw(st.integers(1, 6)))).astype(np.float32))
+    return maps, tiles, rng.random(len(tiles)), labels
+
+
+@settings(max_examples=80, deadline=None)
+@given(_tiled_image())
+def test_stitch_is_the_per_pixel_mean_of_the_tiles_that_own_it(case) -> None:
+    """Against the definition, pixel by pixel in float64: every tile whose component owns the pixel votes."""
+    maps, tiles, weights, labels = case
+    height, width = labels.shape
+    votes: list[list[list[float]]] = [[[] for _ in range(width)] for _ in range(height)]
+    for tile_map, tile, weight in zip(maps, tiles, weights, strict=True):
+        resized = cv2.resize(tile_map, tile.size, interpolation=cv2.INTER_LINEAR).astype(np.float64)
+        for y in range(tile.y0, tile.y1):
+            for x in range(tile.x0, tile.x1):
+                if labels[y, x] == tile.component:
+                    votes[y][x].append(weight * resized[y - tile.y0, x - tile.x0])
+    expected = np.array([[np.mean(v) if v else 0.0 for v in row] for row in votes])
+    amap = stitch(maps, tiles, weights, (height, width), labels)
+    assert amap.dtype == np.float32
+    np.testing.assert_allclose(amap, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_stitch_resizes_width_and_height_the_right_way_round() -> None:

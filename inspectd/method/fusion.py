@@ -81,16 +81,17 @@ def stitch(
     labels = np.asarray(labels)
     if labels.shape != (height, width):
         raise ValueError(f"component label map is {labels.shape} but the image is {(height, width)}")
-    total = np.zeros((height, width), dtype=np.float64)
-    count = np.zeros((height, width), dtype=np.int32)
-    for tile_map, tile, weight in zip(tile_maps, tiles, weights, strict=True):
+    # float32 and in place: a frame's maps are summed over a few overlaps, and this runs on every frame
+    total = np.zeros((height, width), dtype=np.float32)
+    count = np.zeros((height, width), dtype=np.float32)
+    for tile_map, tile, weight in zip(tile_maps, tiles, weights.astype(np.float32), strict=True):
         if not (0 <= tile.x0 < tile.x1 <= width and 0 <= tile.y0 < tile.y1 <= height):
             raise ValueError(f"tile {tile.box} lies outside the {width}x{height} image")
         resized = cv2.resize(
             np.asarray(tile_map, dtype=np.float32), tile.size, interpolation=cv2.INTER_LINEAR
         )
         own = labels[tile.y0 : tile.y1, tile.x0 : tile.x1] == tile.component
-        total[tile.y0 : tile.y1, tile.x0 : tile.x1] += np.where(own, weight * resized, 0.0)
+        np.multiply(resized, own, out=resized)
+        total[tile.y0 : tile.y1, tile.x0 : tile.x1] += weight * resized
         count[tile.y0 : tile.y1, tile.x0 : tile.x1] += own
-    averaged = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
-    return averaged.astype(np.float32)
+    return np.divide(total, count, out=np.zeros_like(total), where=count > 0)
