@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -29,6 +30,11 @@ def test_prompt_harmonic_mean_equals_the_method(maps: np.ndarray) -> None:
     """Any sigmoid maps, zeros included: the torch reduction matches method.fusion.harmonic_mean."""
     got = prompt_harmonic_mean(torch.from_numpy(maps)).numpy()
     np.testing.assert_allclose(got, harmonic_mean(maps, axis=1), rtol=1e-5, atol=1e-9)
+
+
+def test_prompt_harmonic_mean_refuses_no_prompts() -> None:
+    with pytest.raises(ValueError, match="anomaly_prompts"):
+        prompt_harmonic_mean(torch.zeros((2, 0, 4, 4)))
 
 
 def test_local_tile_pass_fuses_each_tile_with_its_own_prompts(tiny_models_dir: Path) -> None:

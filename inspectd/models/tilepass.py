@@ -23,6 +23,11 @@ def prompt_harmonic_mean(maps: torch.Tensor, eps: float = HARMONIC_EPS) -> torch
     Written again here so the reduction runs where the maps are: only one map per tile crosses to the host,
     not P (the eight default prompts made copying and reducing them most of a frame's GPU stage).
     """
+    if maps.ndim != 4 or maps.shape[1] == 0:
+        raise ValueError(
+            f"prompt maps must be (tiles, prompts >= 1, S, S), got {tuple(maps.shape)}; "
+            "check pipeline.anomaly_prompts"
+        )
     return maps.shape[1] / torch.reciprocal(maps.float().clamp_min(eps)).sum(dim=1)
 
 
