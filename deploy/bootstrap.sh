@@ -29,8 +29,20 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV" || die "could not create a virtual environment (Debian: apt-get install -y python3-venv)"
 fi
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
+pyver() { "$1" -c 'import sys; print(sys.version_info[:2])' 2>/dev/null; }
+if [ "$VENV" = .venv-serve ] && ! "$VENV/bin/python" -c 'import torch' 2>/dev/null \
+   && .venv/bin/python -c 'import torch' 2>/dev/null && [ "$(pyver .venv/bin/python)" = "$(pyver "$VENV/bin/python")" ]; then
+  # same interpreter version as ./.venv: hard-link its torch + CUDA wheels instead of a second 5-6 GB copy
+  .venv/bin/python deploy/share_packages.py "$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
+    $(echo "$TORCH_SPEC" | sed 's/[=<>!~;[][^ ]*//g') || echo "==> could not share torch with .venv; installing a copy"
+fi
 if ! "$VENV/bin/python" -c 'import torch' 2>/dev/null; then
   echo "==> installing $TORCH_SPEC"
+  need_gb=6
+  free_gb=$(df -Pk "$VENV" | awk 'NR == 2 { print int($4 / 1048576) }')
+  if [ -z "${INSPECTD_TORCH:-}" ] && [ "${free_gb:-0}" -lt "$need_gb" ]; then
+    die "only ${free_gb} GB free on the disk holding $PWD/$VENV; $TORCH_SPEC (the CUDA build) needs about $need_gb GB. Free some space (df -h $PWD), or set INSPECTD_TORCH to a smaller build (README \"GPU install\")"
+  fi
   # shellcheck disable=SC2086
   "${PIP[@]}" install -q $TORCH_SPEC || die "installing torch failed ($TORCH_SPEC)"
 fi

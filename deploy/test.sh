@@ -25,8 +25,8 @@ bash deploy/bootstrap.sh dev
 bash deploy/bootstrap.sh serve
 export INSPECTD_SERVE_PYTHON="$PWD/.venv-serve/bin/python"
 echo "==> ruff"
-.venv/bin/ruff check inspectd tests
-.venv/bin/ruff format --check inspectd tests
+.venv/bin/ruff check inspectd tests deploy
+.venv/bin/ruff format --check inspectd tests deploy
 echo "==> import contracts (pyproject.toml [tool.importlinter], docs/architecture.md)"
 .venv/bin/lint-imports --no-cache
 echo "==> pytest"

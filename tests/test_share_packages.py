@@ -1,0 +1,39 @@
+"""deploy/share_packages.py: the serve venv shares torch's files with .venv by hard links, not copies."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sysconfig
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("share_packages", ROOT / "deploy" / "share_packages.py")
+assert spec and spec.loader
+share_packages = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(share_packages)
+
+
+def test_closure_follows_extras_to_the_cuda_libraries() -> None:
+    """torch names its CUDA libraries through cuda-toolkit's extras; those must be shared too."""
+    names = {d.metadata["Name"].lower() for d in share_packages.closure(["torch", "torchvision"])}
+    assert {"torch", "torchvision", "numpy", "sympy"} <= names
+    if os.uname().machine == "x86_64":
+        assert {"cuda-toolkit", "nvidia-cufile"} <= names
+    assert "pytest" not in names and "hypothesis" not in names
+
+
+def test_link_distribution_hard_links_files_and_metadata(tmp_path: Path) -> None:
+    from importlib import metadata
+
+    src_root = Path(sysconfig.get_paths()["purelib"]).resolve()
+    dist = metadata.distribution("iniconfig")
+    shared = share_packages.link_distribution(dist, src_root, tmp_path)
+    assert shared > 0
+    linked = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.parent.name.endswith(".dist-info") for p in linked)
+    for path in linked:
+        assert path.stat().st_ino == (src_root / path.relative_to(tmp_path)).stat().st_ino
+    found = list(metadata.distributions(path=[str(tmp_path)]))
+    assert [d.metadata["Name"] for d in found] == ["iniconfig"]
+    assert share_packages.link_distribution(dist, src_root, tmp_path) == 0, "a second run links nothing twice"
