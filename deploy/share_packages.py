@@ -71,8 +71,11 @@ def main(argv: list[str]) -> int:
         return 2
     dest_root = Path(argv[0]).resolve()
     src_root = Path(sysconfig.get_paths()["purelib"]).resolve()
+    present = {canonicalize_name(d.metadata["Name"]) for d in metadata.distributions(path=[str(dest_root)])}
     total = 0
     for dist in closure(argv[1:]):
+        if canonicalize_name(dist.metadata["Name"]) in present:
+            continue  # e.g. the venv's own setuptools: mixing two versions' files would break it; pip upgrades it
         try:
             total += link_distribution(dist, src_root, dest_root)
         except OSError as exc:

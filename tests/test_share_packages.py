@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import sysconfig
+from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+PURELIB = Path(sysconfig.get_paths()["purelib"]).resolve()
 spec = importlib.util.spec_from_file_location("share_packages", ROOT / "deploy" / "share_packages.py")
 assert spec and spec.loader
 share_packages = importlib.util.module_from_spec(spec)
@@ -18,15 +19,22 @@ def test_closure_follows_extras_to_the_cuda_libraries() -> None:
     """torch names its CUDA libraries through cuda-toolkit's extras; those must be shared too."""
     names = {d.metadata["Name"].lower() for d in share_packages.closure(["torch", "torchvision"])}
     assert {"torch", "torchvision", "numpy", "sympy"} <= names
-    if os.uname().machine == "x86_64":
+    if any(r.startswith("cuda-toolkit[") for r in metadata.requires("torch") or []):
         assert {"cuda-toolkit", "nvidia-cufile"} <= names
     assert "pytest" not in names and "hypothesis" not in names
 
 
-def test_link_distribution_hard_links_files_and_metadata(tmp_path: Path) -> None:
-    from importlib import metadata
+def test_packages_the_destination_has_are_left_to_pip(tmp_path: Path) -> None:
+    """A fresh venv's own setuptools is older than torch asks for; its files must not be mixed with .venv's."""
+    dest = tmp_path / "site-packages"
+    share_packages.link_distribution(metadata.distribution("iniconfig"), PURELIB, dest)
+    (dest / "iniconfig").rename(dest / "iniconfig-own")
+    assert share_packages.main([str(dest), "iniconfig"]) == 0
+    assert not (dest / "iniconfig").exists()
 
-    src_root = Path(sysconfig.get_paths()["purelib"]).resolve()
+
+def test_link_distribution_hard_links_files_and_metadata(tmp_path: Path) -> None:
+    src_root = PURELIB
     dist = metadata.distribution("iniconfig")
     shared = share_packages.link_distribution(dist, src_root, tmp_path)
     assert shared > 0
