@@ -41,7 +41,7 @@ if ! "$VENV/bin/python" -c 'import torch' 2>/dev/null; then
   need_gb=7
   free_gb=$(df -Pk "$VENV" | awk 'NR == 2 { print int($4 / 1048576) }')
   if [ -z "${INSPECTD_TORCH:-}" ] && [ "${free_gb:-0}" -lt "$need_gb" ]; then
-    die "only ${free_gb} GB free on the disk holding $PWD/$VENV; $TORCH_SPEC (the CUDA build) and the other dependencies need about $need_gb GB. Free some space (df -h $PWD), or set INSPECTD_TORCH to a smaller build (README \"GPU install\")"
+    die "only ${free_gb} GiB free on the disk holding $PWD/$VENV; $TORCH_SPEC (the CUDA build) and the other dependencies need about $need_gb GiB. Free some space (df -h $PWD), or set INSPECTD_TORCH to a smaller build (README \"GPU install\")"
   fi
   # shellcheck disable=SC2086
   "${PIP[@]}" install -q $TORCH_SPEC || die "installing torch failed ($TORCH_SPEC)"
