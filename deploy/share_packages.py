@@ -85,7 +85,7 @@ def main(argv: list[str]) -> int:
             )
             return 0
     print(
-        f"==> shared {total / 2**30:.1f} GB of {', '.join(argv[1:])} and their dependencies from {src_root}"
+        f"==> shared {total / 2**30:.1f} GiB of {', '.join(argv[1:])} and their dependencies from {src_root}"
     )
     return 0
 
