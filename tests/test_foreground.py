@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from inspectd.method.foreground import Component, binarize, cleaning_kernel, fill_holes, split_components
+from inspectd.method.foreground import (
+    Component,
+    binarize,
+    cleaning_kernel,
+    fill_holes,
+    filled_outline,
+    split_components,
+)
 
 
 def _prob(shape: tuple[int, int] = (128, 128), background: float = 0.1) -> np.ndarray:
@@ -119,3 +128,49 @@ def test_split_components_joins_diagonal_neighbours() -> None:
 
 def test_split_components_of_empty_mask_is_empty() -> None:
     assert split_components(np.zeros((10, 10), bool), 1, 5) == []
+
+
+def test_filled_outline_takes_back_a_notch_open_to_the_edge_and_a_bore() -> None:
+    mask = np.zeros((64, 64), bool)
+    mask[10:50, 10:50] = True
+    mask[10:25, 26:34] = False  # a piece broken out of the top edge: background that touches the outside
+    mask[32:42, 20:30] = False  # a bore, larger than binarize would fill
+    outline = filled_outline(mask)
+    assert outline[10:50, 10:50].all()
+    assert outline.sum() == 40 * 40  # the square's hull, nothing outside it
+
+
+def test_filled_outline_keeps_a_concave_part_within_its_hull_only() -> None:
+    mask = np.zeros((40, 40), bool)
+    mask[5:35, 5:10] = True
+    mask[30:35, 5:35] = True  # an L: its bay is inside the hull, the far corner is not
+    outline = filled_outline(mask)
+    assert outline[28, 12] and not outline[6, 33]
+    assert not filled_outline(np.zeros((8, 8), bool)).any()
+    with pytest.raises(ValueError, match="mask must be a non-empty"):
+        filled_outline(np.zeros((4, 4, 3), bool))
+
+
+@st.composite
+def _blobs(draw: st.DrawFn) -> np.ndarray:
+    height, width = draw(st.integers(4, 48)), draw(st.integers(4, 48))
+    mask = np.zeros((height, width), bool)
+    for _ in range(draw(st.integers(1, 4))):
+        y0, x0 = draw(st.integers(0, height - 1)), draw(st.integers(0, width - 1))
+        y1, x1 = draw(st.integers(y0 + 1, height)), draw(st.integers(x0 + 1, width))
+        mask[y0:y1, x0:x1] = True
+    return mask
+
+
+@settings(max_examples=200, deadline=None)
+@given(_blobs())
+def test_filled_outline_covers_the_part_stays_in_its_box_in_one_piece_without_holes(mask: np.ndarray) -> None:
+    outline = filled_outline(mask)
+    assert outline.dtype == bool and outline.shape == mask.shape
+    assert outline[mask].all()
+    ys, xs = np.nonzero(mask)
+    box = np.zeros_like(mask)
+    box[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1] = True
+    assert not outline[~box].any()
+    assert np.array_equal(fill_holes(outline), outline)  # no holes left
+    assert len(split_components(outline, 1, 9)) == 1  # one piece, however scattered the mask

@@ -82,6 +82,24 @@ def test_a_component_score_never_bleeds_onto_a_neighbour_in_the_same_tile() -> N
         component_labels([np.ones((3, 3), bool)], (4, 8))
 
 
+def test_a_part_owns_its_outline_but_never_a_neighbours_own_pixels() -> None:
+    # Part 0 has a notch its outline takes back; part 1 sits in that notch's hull and keeps its pixels.
+    part, other = np.zeros((6, 10), bool), np.zeros((6, 10), bool)
+    part[:, :6] = True
+    part[0:3, 2:4] = False
+    other[0:2, 2:4] = True
+    outline = part.copy()
+    outline[:, :6] = True
+    labels = component_labels([part, other], (6, 10), outlines=[outline, other])
+    assert (labels[0:2, 2:4] == 1).all()  # the neighbour's own pixels
+    assert labels[2, 2] == 0 and labels[2, 3] == 0  # the rest of the notch: part 0's outline
+    assert (labels[:, 6:] == -1).all()
+    with pytest.raises(ValueError, match="2 component masks but 1 outlines"):
+        component_labels([part, other], (6, 10), outlines=[outline])
+    with pytest.raises(ValueError, match="component outline 0"):
+        component_labels([part], (6, 10), outlines=[np.ones((3, 3), bool)])
+
+
 @st.composite
 def _tiled_image(draw: st.DrawFn) -> tuple[list[np.ndarray], list[Tile], np.ndarray, np.ndarray]:
     height, width = draw(st.integers(2, 24)), draw(st.integers(2, 24))

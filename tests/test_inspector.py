@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
 from inspectd.bench.samples import make_part
 from inspectd.config import CameraConfig
 from inspectd.frame import Frame
+from inspectd.method.foreground import filled_outline
 from inspectd.pipeline.inspector import Inspector
 
 pytestmark = pytest.mark.slow
@@ -33,14 +35,16 @@ def test_verdict_carries_everything_the_line_needs(part_result):
     assert set(v.models) >= {"isnet", "clipseg", "sam"}
 
 
-def test_anomaly_map_is_frame_sized_and_zero_outside_the_part(part_result):
+def test_anomaly_map_is_frame_sized_and_zero_outside_the_parts_filled_outline(part_result):
     sample, result = part_result
     amap = result.anomaly_map
     assert amap.shape == sample.image.shape[:2] and amap.dtype == np.float32
     assert amap.min() >= 0.0 and amap.max() <= 1.0
-    background = ~result.foreground
-    assert np.all(amap[background] == 0.0)
+    outline = filled_outline(result.foreground)
+    assert np.all(amap[~outline] == 0.0)
     assert amap[result.foreground].max() > 0.0
+    bore = outline & ~result.foreground  # the disc's bore: background to IS-Net, inside the outline
+    assert bore.sum() > 0.05 * outline.sum() and amap[bore].max() > 0.0
     iou = (result.foreground & sample.object_mask).sum() / (result.foreground | sample.object_mask).sum()
     assert iou > 0.9
 
@@ -95,3 +99,24 @@ def test_full_frame_foreground_inspects_a_surface_without_isnet(pipeline_setting
 def test_no_foreground_error_says_how_to_inspect_a_surface(inspector: Inspector):
     v = inspector.inspect(Frame(camera="cam", seq=9, image=np.full((240, 320, 3), 200, np.uint8))).verdict
     assert 'foreground = "full"' in v.detail
+
+
+def test_a_piece_missing_from_the_rim_is_still_judged(pipeline_settings, store):
+    """A broken-off piece is background to IS-Net; the map keeps it because it lies inside the filled outline."""
+    sample = make_part(480, 360, None, seed=4)
+    image = sample.image.copy()
+    ys, xs = np.nonzero(sample.object_mask)
+    cy, cx, r = int(ys.mean()), int(xs.mean()), (xs.max() - xs.min()) // 2
+    gap = np.zeros(sample.object_mask.shape, np.uint8)
+    cv2.ellipse(gap, (cx, cy), (r + 2, r + 2), 0, -100, -80, 255, -1)
+    cv2.circle(gap, (cx, cy), int(0.8 * r), 0, -1)  # a chunk of the rim, open to the background
+    image[gap > 0] = (226, 228, 224)
+    frame = Frame(camera="cam", seq=1, image=image)
+    kept = Inspector(pipeline_settings, store).inspect(frame)
+    missing = (gap > 0) & ~kept.foreground & filled_outline(kept.foreground)
+    assert missing.sum() > 100, "IS-Net should call the missing chunk background, inside the outline"
+    assert kept.anomaly_map[missing].mean() > 0.0
+    raw = pipeline_settings.model_copy(deep=True)
+    raw.pipeline.fill_outline = False
+    dropped = Inspector(raw, store).inspect(frame)
+    assert dropped.anomaly_map[missing].max() == 0.0

@@ -87,6 +87,12 @@ class PipelineConfig(Section):
         description="holes in the foreground up to this fraction of the largest object are filled (defects); "
         "larger ones (bores) stay background",
     )
+    fill_outline: bool = Field(
+        True,
+        description="keep each part's zero-shot map inside its filled (convex) outline, not only on the pixels "
+        "IS-Net calls the part, so a crack open to the edge, a broken-off corner or a missing piece stays "
+        "judged; off: only the part's own pixels (a strongly concave part whose bays hold other things)",
+    )
     min_component_area: float = Field(
         0.002, gt=0.0, lt=1.0, description="components smaller than this fraction of the frame are dropped"
     )

@@ -23,7 +23,8 @@ Predict on foreground component tiles
 Final prediction
 - "Average tile-level scores for each foreground component" -> fusion.component_scores
 - "Weight anomaly localisations by foreground component anomaly score" and
-  "Combine tiles to produce anomaly map over image" -> fusion.component_labels, fusion.stitch
+  "Combine tiles to produce anomaly map over image" -> fusion.component_labels, fusion.stitch; each part's
+  map is kept inside its filled outline (foreground.filled_outline), so defects that remove material count
 - The line's pass/fail -> verdict.image_score, verdict.defect_regions, verdict.decide
 
 Beyond the poster: patchcore (reference mode, a few good parts per camera: coreset, normalisation, tiles at a

@@ -1,7 +1,7 @@
 """Poster: "Dichotomous Image Segmentation produces foreground mask" — IS-Net probability to objects.
 
 The foreground probability is binarised and cleaned; its 8-connected components are the objects that get
-tiled and scored one by one.
+tiled and scored one by one, and each part's filled outline is where its anomaly map is kept.
 """
 
 from __future__ import annotations
@@ -88,3 +88,24 @@ def split_components(mask: np.ndarray, min_area_px: int, max_components: int) ->
         x, y, w, h, area = (int(v) for v in stats[label, :5])
         components.append(Component(index=index, bbox=(x, y, w, h), area=area, mask=labels == label))
     return components
+
+
+def filled_outline(mask: np.ndarray) -> np.ndarray:
+    """The part's filled outline: the convex hull of ``mask``, filled, as a full-frame bool mask.
+
+    A foreground mask leaves out exactly the defects that remove material: IS-Net calls a crack that opens to
+    the background, a broken-off edge or a missing piece background. Inside the hull they stay where the
+    anomaly map is kept, and so do bores and holes of any size.
+    """
+    _check_2d(mask, "mask")
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return mask.copy()
+    x, y, w, h = cv2.boundingRect(mask.astype(np.uint8))
+    crop = mask[y : y + h, x : x + w].astype(np.uint8)
+    contours, _ = cv2.findContours(crop, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    hull = np.zeros_like(crop)
+    cv2.fillPoly(hull, [cv2.convexHull(np.concatenate(contours))], 1)
+    out = mask.copy()
+    out[y : y + h, x : x + w] |= hull.astype(bool)
+    return out

@@ -46,14 +46,25 @@ def component_scores(tile_scores: np.ndarray, tile_components: np.ndarray, n_com
     return np.divide(sums, counts, out=np.zeros(n_components), where=counts > 0)
 
 
-def component_labels(masks: Sequence[np.ndarray], image_hw: tuple[int, int]) -> np.ndarray:
-    """(H, W) int32 map of which component owns each pixel: the index of its mask in ``masks``, -1 for none."""
+def component_labels(
+    masks: Sequence[np.ndarray], image_hw: tuple[int, int], outlines: Sequence[np.ndarray] | None = None
+) -> np.ndarray:
+    """(H, W) int32 map of which component owns each pixel: the index of its mask in ``masks``, -1 for none.
+
+    With ``outlines`` (each part's filled outline, :func:`~inspectd.method.foreground.filled_outline`) a part
+    also owns the pixels inside its outline, except those another part's own mask covers.
+    """
     labels = np.full(image_hw, -1, dtype=np.int32)
-    for index, mask in enumerate(masks):
-        mask = np.asarray(mask, dtype=bool)
-        if mask.shape != tuple(image_hw):
-            raise ValueError(f"component mask {index} is {mask.shape} but the image is {tuple(image_hw)}")
-        labels[mask] = index
+    if outlines is not None and len(outlines) != len(masks):
+        raise ValueError(f"{len(masks)} component masks but {len(outlines)} outlines")
+    for kind, layer in (("outline", outlines or ()), ("mask", masks)):
+        for index, mask in enumerate(layer):
+            mask = np.asarray(mask, dtype=bool)
+            if mask.shape != tuple(image_hw):
+                raise ValueError(
+                    f"component {kind} {index} is {mask.shape} but the image is {tuple(image_hw)}"
+                )
+            labels[mask] = index
     return labels
 
 

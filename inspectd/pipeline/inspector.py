@@ -22,7 +22,7 @@ from inspectd.errors import ConfigError, ErrorReason, ImageError, InferenceUnava
 from inspectd.frame import Defect, Frame, Verdict
 from inspectd.logs import get_logger
 from inspectd.method.complexity import complexity_for, complexity_from_masks
-from inspectd.method.foreground import Component, binarize, split_components
+from inspectd.method.foreground import Component, binarize, filled_outline, split_components
 from inspectd.method.fusion import component_labels, component_scores, stitch
 from inspectd.method.patchcore import fuse_maps
 from inspectd.method.prompts import anomaly_probability, class_embeddings, compositional_prompts
@@ -438,7 +438,9 @@ class Inspector:
         if cam.mode != "reference" and outputs is not None:
             owners = np.array([t.component for t in plan.tiles], dtype=np.int64)
             comp_scores = component_scores(outputs.scores, owners, len(plan.components))
-            labels = component_labels([c.mask for c in plan.components], hw)
+            masks = [c.mask for c in plan.components]
+            outlines = [filled_outline(m) for m in masks] if self.settings.pipeline.fill_outline else None
+            labels = component_labels(masks, hw, outlines)
             amap = stitch(list(outputs.maps), plan.tiles, comp_scores[owners], hw, labels)
             score = image_score(comp_scores)
             if outputs.device_ms:
