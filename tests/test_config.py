@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import tomlkit
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from inspectd.config import load_settings, settings_to_toml
 from inspectd.errors import ConfigError
@@ -219,3 +222,69 @@ def test_camera_reference_scale_overrides_the_pipeline_one() -> None:
     assert s.cameras["a"].reference(s.pipeline) == s.pipeline.reference
     b = s.cameras["b"].reference(s.pipeline)
     assert (b.scale, b.tile) == (2.0, 256) and s.pipeline.reference.scale == 1.0
+
+
+_SECRET = "Pw-7q2Zx!9"
+_VALUES = st.one_of(
+    st.booleans(),
+    st.integers(-(2**63), 2**63 - 1),
+    st.floats(allow_nan=False),
+    st.text(max_size=30),
+    st.lists(st.integers(-5, 5000), max_size=5),
+)
+_SECTIONS = {
+    "models": ["dir", "device", "half", "sam_points_per_side", "reference_stages", "backend", "typo"],
+    "pipeline": [
+        "foreground_threshold",
+        "fill_outline",
+        "max_components",
+        "anomaly_prompts",
+        "reference_coreset",
+    ],
+    "mqtt": ["host", "port", "prefix", "keepalive", "password", "username", "verdict_qos", "tls", "passwrd"],
+    "scheduler": ["max_batch_tiles", "max_wait_ms", "cpu_workers", "drain_timeout_s"],
+    "console": ["enabled", "host", "port", "history"],
+}
+_CAMERA_KEYS = [
+    "mode",
+    "image_threshold",
+    "pixel_threshold",
+    "roi",
+    "foreground",
+    "min_defect_area",
+    "colour",
+]
+
+
+@st.composite
+def _documents(draw: st.DrawFn) -> dict:
+    doc: dict = {}
+    for section in draw(st.lists(st.sampled_from(sorted(_SECTIONS)), unique=True, max_size=3)):
+        keys = draw(st.lists(st.sampled_from(_SECTIONS[section]), unique=True, min_size=1, max_size=3))
+        doc[section] = {k: draw(st.just(_SECRET) if k == "password" else _VALUES) for k in keys}
+    if draw(st.booleans()):
+        keys = draw(st.lists(st.sampled_from(_CAMERA_KEYS), unique=True, max_size=3))
+        camera = {k: draw(_VALUES) for k in keys}
+        camera["source"] = {
+            "kind": draw(st.sampled_from(["opencv", "zmq", "folder", "ftp"])),
+            "uri": draw(_VALUES),
+        }
+        doc["cameras"] = {draw(st.sampled_from(["line1", "a/b", "cam 2"])): camera}
+    return doc
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(_documents())
+def test_any_config_file_loads_or_is_refused_with_a_config_error_that_hides_the_password(
+    tmp_path, doc
+) -> None:
+    path = tmp_path / "inspectd.toml"
+    path.write_text(tomlkit.dumps(doc))
+    try:
+        loaded = load_settings(path)
+        loaded.check_runnable()
+    except ConfigError as exc:
+        assert _SECRET not in str(exc)
+        assert str(exc).strip()
+    else:
+        assert _SECRET not in settings_to_toml(loaded)

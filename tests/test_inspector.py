@@ -49,10 +49,22 @@ def test_anomaly_map_is_frame_sized_and_zero_outside_the_parts_filled_outline(pa
     assert iou > 0.9
 
 
-def test_image_score_is_max_of_component_means(part_result):
-    _, result = part_result
-    # one component: its score is the mean of its tile scores, and the map is weighted by it
-    assert result.anomaly_map.max() <= result.verdict.score + 1e-6
+def test_image_score_is_the_highest_mean_tile_score_of_the_parts(inspector: Inspector):
+    # two parts in one frame, stage by stage, so the tile scores behind the verdict are at hand
+    image = np.hstack([make_part(240, 240, "spot", seed=6).image, make_part(240, 240, None, seed=7).image])
+    plan = inspector.start(Frame(camera="cam", seq=1, image=image))
+    inspector.measure_complexity(plan)
+    inspector.make_tiles(plan)
+    outputs = inspector.score_tiles([plan])[0]
+    result = inspector.finish(plan, outputs)
+    assert len(plan.components) == 2
+    owners = [t.component for t in plan.tiles]
+    means = [
+        float(np.mean([s for s, o in zip(outputs.scores, owners, strict=True) if o == c])) for c in range(2)
+    ]
+    assert result.verdict.score == pytest.approx(max(means), abs=1e-6)
+    for c in plan.components:  # each part's map is weighted by its own mean, never the other's
+        assert result.anomaly_map[c.mask].max() <= means[c.index] + 1e-6
 
 
 def test_plain_background_is_an_error_no_foreground(inspector: Inspector):

@@ -25,9 +25,10 @@ def test_level_filters_debug():
     assert buf.getvalue() == ""
 
 
-def test_a_closed_stderr_does_not_raise(monkeypatch):
+def test_a_closed_stderr_does_not_raise_and_the_line_reaches_the_process_stderr(monkeypatch, capfd):
     configure_logging("info", "json")
     closed = io.StringIO()
     closed.close()
     monkeypatch.setattr(sys, "stderr", closed)
-    get_logger("unit").error("still_running")  # falls back to the original stderr
+    get_logger("unit").error("still_running")
+    assert "still_running" in capfd.readouterr().err

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import math
+import time
 from datetime import timedelta
 
 from hypothesis import given
@@ -36,6 +39,33 @@ def test_parse_trigger_text_json_and_bounds() -> None:
 def test_parse_trigger_never_raises(payload: str) -> None:
     part, _trig = parse_trigger(payload)
     assert part is None or 0 < len(part) <= MAX_PART_ID_CHARS
+
+
+_SENT_AT = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=80),
+    st.datetimes(timezones=st.one_of(st.none(), st.timezones())).map(lambda d: d.isoformat()),
+    st.lists(st.integers(), max_size=3),
+)
+
+
+@given(part=st.text(max_size=80), sent_at=_SENT_AT, trigger=st.one_of(st.none(), st.text(max_size=20)))
+def test_trigger_from_any_json_payload_never_raises_nor_arrives_in_the_future(part, sent_at, trigger) -> None:
+    payload = json.dumps({"part_id": part, "trigger_id": trigger, "sent_at": sent_at})
+    before_wall, before_mono = utcnow(), time.monotonic()
+    got = trigger_from_payload(payload)
+    if got is None:
+        assert parse_trigger(payload)[0] is None
+        return
+    assert got.part_id == parse_trigger(payload)[0]
+    assert got.arrived_at.tzinfo is not None
+    assert got.arrived_at <= utcnow() and math.isfinite(got.arrived_mono)
+    assert got.arrived_mono <= time.monotonic()
+    if got.arrived_at >= before_wall:  # no usable sent_at: the trigger counts from its arrival
+        assert got.arrived_mono >= before_mono
 
 
 def test_twenty_triggers_then_twenty_frames_match_in_order() -> None:
