@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal
+from typing import Literal, TextIO
 
 import structlog
 
@@ -57,7 +57,7 @@ class _Redacting:
 
 
 def configure_logging(
-    level: str = "info", fmt: Literal["auto", "json", "console"] = "auto", stream=None
+    level: str = "info", fmt: Literal["auto", "json", "console"] = "auto", stream: TextIO | None = None
 ) -> None:
     """Route structlog (and stdlib logging of our dependencies) to one stream (default stderr) in one format."""
     stream = _Redacting(stream or _CurrentStderr())

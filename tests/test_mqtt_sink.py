@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import socket
 import threading
@@ -266,6 +267,25 @@ def test_publishing_never_waits_for_a_broker_that_stopped_answering(mosquitto: B
         mosquitto.proc.send_signal(signal.SIGCONT)
     sub.wait_for("plant/cam1/verdict", 20, timeout=15)
     assert sorted(_seqs(sub, "plant/cam1/verdict")) == list(range(1, 21))
+    sink.stop(1.0)
+    sub.close()
+
+
+def test_verdicts_the_spool_cannot_take_wait_in_memory_for_the_broker(mosquitto_factory, tmp_path) -> None:
+    broker = mosquitto_factory(persistence=True)
+    sub = Subscriber(broker.host, broker.port, ["plant/cam1/verdict"], persistent=True)
+    broker.stop()
+    sink = MqttSink(_cfg(broker, tmp_path), ["cam1"], lambda c, p: None)
+    sink.start()
+    spool_dir = tmp_path / "spool"
+    shutil.rmtree(spool_dir)
+    spool_dir.write_text("a file where the spool folder was")  # every spool write now fails
+    for seq in range(1, 4):
+        sink.publish_verdict(_verdict(seq))
+    assert sink.stats["spool_errors"] == 3 and not sink.connected
+    broker.start()
+    sub.wait_for("plant/cam1/verdict", 3, timeout=30)
+    assert sorted(_seqs(sub, "plant/cam1/verdict")) == [1, 2, 3]
     sink.stop(1.0)
     sub.close()
 

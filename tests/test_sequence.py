@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 
 from inspectd.sources.sequence import SequenceFile
@@ -21,6 +22,19 @@ def test_unusable_file_continues_above_any_count(tmp_path) -> None:
     path = tmp_path / "cam"
     path.write_text("garbage")
     assert SequenceFile(path)() > 1_600_000_000_000
+
+
+def test_a_state_folder_that_cannot_be_written_never_costs_a_number(tmp_path) -> None:
+    state = tmp_path / "state"
+    seq = SequenceFile(state / "cam", block=3)
+    assert [seq() for _ in range(3)] == [1, 2, 3]
+    shutil.rmtree(state)
+    state.write_text("a file where the state folder was")  # the next block cannot be persisted
+    after = [seq() for _ in range(4)]
+    assert after[0] > 1_600_000_000_000, (
+        "numbering jumps above anything a restart from the stale file reaches"
+    )
+    assert after == list(range(after[0], after[0] + 4))
 
 
 def test_threads_never_get_the_same_number(tmp_path) -> None:

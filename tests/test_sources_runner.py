@@ -135,6 +135,32 @@ def test_open_failures_back_off_then_connect(tmp_path) -> None:
     assert rec.names()[-1] == "stopped"
 
 
+class _OpenFailsOnce(FolderSource):
+    """A folder whose first open fails as an unreadable one does (root, who runs these tests, reads any)."""
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self.opens = 0
+
+    def open(self) -> None:
+        self.opens += 1
+        if self.opens == 1:
+            raise PermissionError(13, "Permission denied", str(self.dir))
+        super().open()
+
+
+def test_an_unexpected_open_error_is_retried_not_the_end_of_the_camera(tmp_path) -> None:
+    cfg = SourceConfig(kind="folder", uri=str(tmp_path), reconnect_max_s=0.1)
+    rec = Recorder()
+    stop, thread = _start(_OpenFailsOnce("cam1", cfg, 1000), rec)
+    rec.wait(lambda: "connected" in rec.names())
+    reconnect = next(s for s in rec.states if s["state"] == "reconnecting")
+    assert "PermissionError" in reconnect["reason"]
+    stop.set()
+    thread.join(3)
+    assert not thread.is_alive() and rec.names()[-1] == "stopped"
+
+
 def test_fps_limit_throttles_a_file(tmp_path) -> None:
     video = write_video(tmp_path / "v.avi", 6)
     rec = Recorder()

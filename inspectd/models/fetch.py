@@ -123,7 +123,10 @@ def _progress_bar(total: int | None, initial: int, desc: str, enabled: bool) -> 
 def download(
     url: str, dest: Path, md5: str | None = None, progress: bool = True, timeout: float = 60.0
 ) -> str:
-    """Download ``url`` to ``dest`` (resuming a ``.part`` file), check md5 if given; return the sha256."""
+    """Download ``url`` to ``dest`` (resuming a ``.part`` file), check md5 if given; return the sha256.
+
+    Written on urllib because it is the one resumable download the CLI needs (SAM's checkpoint): a library for
+    it would be one more dependency on every line PC for thirty lines."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")

@@ -46,8 +46,10 @@ def cached_sha256(path: Path) -> str:
         cached = json.loads(sidecar.read_text())
         if {k: cached.get(k) for k in key} == key and isinstance(cached.get("sha256"), str):
             return cached["sha256"]
-    except (OSError, ValueError):
+    except FileNotFoundError:
         pass
+    except (OSError, ValueError) as exc:
+        log.debug("hash_cache_unreadable", path=str(sidecar), error=str(exc))
     digest = sha256_file(path)
     try:
         write_atomic(sidecar, json.dumps({**key, "sha256": digest}))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
@@ -19,6 +19,9 @@ from inspectd.errors import ModelLoadError
 from inspectd.logs import get_logger
 from inspectd.models.layout import RANDOM_MARKER, is_random
 from inspectd.models.tokenizer import VOCAB_SIZE, write_clip_tokenizer
+
+if TYPE_CHECKING:
+    from transformers import CLIPConfig, CLIPSegConfig
 
 Size = Literal["tiny", "full"]
 KINDS = ("clipseg", "clip", "sam")
@@ -63,7 +66,7 @@ def _marker(dest: Path, what: str) -> None:
     )
 
 
-def clipseg_config(size: Size):
+def clipseg_config(size: Size) -> CLIPSegConfig:
     """CLIPSegConfig of CIDAS/clipseg-rd64-refined (full) or its narrow twin (tiny)."""
     from transformers import CLIPSegConfig
 
@@ -92,7 +95,7 @@ def clipseg_config(size: Size):
     )
 
 
-def clip_config(size: Size):
+def clip_config(size: Size) -> CLIPConfig:
     """CLIPConfig of OpenAI ViT-B/16 (full) or a narrow twin (tiny)."""
     from transformers import CLIPConfig
 

@@ -168,8 +168,8 @@ class Inspector:
             image = image[y : y + h, x : x + w]
             if image.size == 0:
                 raise ConfigError(
-                    f"camera {frame.camera}: roi {cam.roi} lies outside the {frame.image.shape[1]}x"
-                    f"{frame.image.shape[0]} frame"
+                    f"cameras.{frame.camera}.roi {list(cam.roi)} lies outside the {frame.image.shape[1]}x"
+                    f"{frame.image.shape[0]} frame: set x, y, width, height inside it, or remove roi"
                 )
             plan.roi_offset = (x, y)
         plan.image = np.ascontiguousarray(image)

@@ -409,11 +409,13 @@ class Daemon:
         self.notifier.reloading()
         try:
             new = load_settings(self.config_path)
+            register_secrets(
+                *new.secret_values()
+            )  # reads mqtt.password_file: unreadable is a rejected reload
         except ConfigError as exc:
             log.error("reload_rejected", error=str(exc))
             self.notifier.ready(self.status_line())
             return False
-        register_secrets(*new.secret_values())
         needs = restart_needed(self.settings, new)
         merged = hot_settings(self.settings, new)
         self.settings = merged

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from inspectd.config import MetricsConfig
+from inspectd.errors import ConfigError
 from inspectd.logs import get_logger
 
 log = get_logger("metrics")
@@ -65,7 +66,13 @@ class Metrics:
         """Start the HTTP endpoint; returns the bound port (0 in the config picks a free one)."""
         if not cfg.enabled:
             return None
-        server, _thread = start_http_server(cfg.port, cfg.host, registry=self.registry)
+        try:
+            server, _thread = start_http_server(cfg.port, cfg.host, registry=self.registry)
+        except OSError as exc:
+            raise ConfigError(
+                f"metrics.host/metrics.port {cfg.host}:{cfg.port}: cannot listen ({exc.strerror or exc}); pick a "
+                "free port (another inspectd may hold it), set metrics.port = 0 for any, or metrics.enabled = false"
+            ) from exc
         port = server.server_address[1]
         log.info("metrics_listening", host=cfg.host, port=port)
         self._server = server

@@ -22,6 +22,7 @@ import json
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -37,6 +38,8 @@ from inspectd.sinks.spool import Spool
 
 WINDOW = 64
 _NO_SPOOL = -1
+#: Verdicts held in memory while the spool cannot be written; beyond it the oldest is lost (and logged).
+UNSPOOLED_MAX = 1000
 
 
 def default_client_id() -> str:
@@ -65,6 +68,7 @@ class MqttSink:
         self._last_sent = 0
         self._states: dict[str, bytes] = {}
         self._retained_logged: set[str] = set()
+        self._unspooled: deque[tuple[str, bytes]] = deque()
         self._stop = threading.Event()
         self._sender: threading.Thread | None = None
         self._counts = {
@@ -145,11 +149,16 @@ class MqttSink:
         except OSError as exc:
             self._counts["spool_errors"] += 1
             self.log.error(
-                "spool_write_failed", camera=v.camera, seq=v.seq, error=str(exc),
-                hint=f"check free space and permissions of mqtt.spool_dir {self.spool.dir}; publishing directly",
+                "spool_write_failed", camera=v.camera, seq=v.seq, part_id=v.part_id, error=str(exc),
+                hint=f"check free space and permissions of mqtt.spool_dir {self.spool.dir}; the verdict waits "
+                f"in memory (at most {UNSPOOLED_MAX}) until the broker takes it, and is lost if inspectd stops",
             )  # fmt: skip
-            if self._connected:
-                self._publish(topic, payload, self.cfg.verdict_qos, False)
+            with self._cond:
+                if len(self._unspooled) == UNSPOOLED_MAX:
+                    lost_topic, _ = self._unspooled.popleft()
+                    self.log.error("verdict_lost", topic=lost_topic, hint="spool unwritable and broker away")
+                self._unspooled.append((topic, payload))
+                self._cond.notify_all()
             return
         with self._cond:
             self._counts["spooled"] += 1
@@ -224,34 +233,56 @@ class MqttSink:
         self._cond.notify_all()
 
     def _send_loop(self) -> None:
-        qos = self.cfg.verdict_qos
         while not self._stop.is_set():
+            try:
+                self._send_some()
+            except Exception as exc:  # the one thread that empties the spool must outlive any fault
+                self.log.exception("mqtt_sender_failed", error=str(exc))
+                self._stop.wait(1.0)
+
+    def _send_unspooled(self) -> None:
+        """Verdicts the spool could not take, handed to paho once connected."""
+        while self._connected:
             with self._cond:
-                self._cond.wait_for(
-                    lambda: (
-                        self._stop.is_set()
-                        or (
-                            self._connected
-                            and not self._draining
-                            and len(self._inflight) < WINDOW
-                            and self.spool.has_after(self._last_sent)
-                        )
-                    ),
-                    0.5,
-                )
-                if self._rewind_to is not None:
-                    self._last_sent = min(self._last_sent, self._rewind_to)
-                    self._rewind_to = None
-                room = WINDOW - len(self._inflight)
-                ready = self._connected and not self._draining and room > 0
-            if self._stop.is_set() or not ready:
-                continue
-            for item in self.spool.peek(room, after=self._last_sent):
-                if self._draining or not self._connected:
-                    break
-                if not self._publish(item.topic, item.payload, qos, False, item.id):
-                    break
-                self._last_sent = item.id
+                if not self._unspooled:
+                    return
+                topic, payload = self._unspooled.popleft()
+            if not self._publish(topic, payload, self.cfg.verdict_qos, False):
+                with self._cond:
+                    self._unspooled.appendleft((topic, payload))
+                return
+
+    def _send_some(self) -> None:
+        """Wait until the broker can take more, then send the oldest spooled verdicts in order."""
+        qos = self.cfg.verdict_qos
+        with self._cond:
+            self._cond.wait_for(
+                lambda: (
+                    self._stop.is_set()
+                    or (self._connected and bool(self._unspooled))
+                    or (
+                        self._connected
+                        and not self._draining
+                        and len(self._inflight) < WINDOW
+                        and self.spool.has_after(self._last_sent)
+                    )
+                ),
+                0.5,
+            )
+            if self._rewind_to is not None:
+                self._last_sent = min(self._last_sent, self._rewind_to)
+                self._rewind_to = None
+            room = WINDOW - len(self._inflight)
+            ready = self._connected and not self._draining and room > 0
+        self._send_unspooled()
+        if self._stop.is_set() or not ready:
+            return
+        for item in self.spool.peek(room, after=self._last_sent):
+            if self._draining or not self._connected:
+                break
+            if not self._publish(item.topic, item.payload, qos, False, item.id):
+                break
+            self._last_sent = item.id
 
     def _on_connect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any

@@ -97,6 +97,13 @@ class Spool:
                 raw = self._path(msg_id).read_bytes()
             except FileNotFoundError:
                 continue
+            except OSError as exc:
+                self.log.error(
+                    "spool_message_unreadable", id=msg_id, path=str(self._path(msg_id)), error=str(exc),
+                    hint="this verdict cannot be sent; the file is left for inspection, check the disk",
+                )  # fmt: skip
+                self.forget(msg_id)
+                continue
             topic, sep, payload = raw.partition(b"\n")
             if not sep:
                 self.log.error("spool_corrupt_message_removed", id=msg_id, path=str(self._path(msg_id)))
@@ -104,6 +111,12 @@ class Spool:
                 continue
             items.append(SpoolItem(msg_id, topic.decode("utf-8", errors="replace"), payload))
         return items
+
+    def forget(self, msg_id: int) -> None:
+        """Drop a message from the queue but leave its file (it could not be read)."""
+        with self._lock:
+            if msg_id in self._ids:
+                self._ids.remove(msg_id)
 
     def ack(self, msg_id: int) -> None:
         """Remove a delivered message; acking an id that is gone (dropped when full) is harmless."""

@@ -10,6 +10,7 @@ remembered (a later write to one of them is not a new part), and ``loop`` replay
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import os
 import threading
@@ -104,19 +105,31 @@ class FolderSource(FrameSource):
                 f"camera {self.camera}: folder {self.dir} does not exist or is not a directory "
                 f"(create it with `mkdir -p {self.dir}` or fix cameras.{self.camera}.source.uri)"
             )
-        observer = Observer()
-        observer.schedule(_Announcer(self), str(self.dir), recursive=False)
-        observer.daemon = True
-        observer.start()
-        self._observer = observer
-        if not self._opened:
-            self._opened = True
-            if self.cfg.folder_existing:
-                for path in self._listing():
-                    self.announce(path)
-        elif self._closed_at is not None:  # files written while closed: no event came for them
-            for path in self._listing(newer_than=self._closed_at - self.settle_s):
-                self.announce(path)
+        try:
+            observer = Observer()
+            observer.schedule(_Announcer(self), str(self.dir), recursive=False)
+            observer.daemon = True
+            observer.start()
+            self._observer = observer
+            if not self._opened:
+                listing = self._listing() if self.cfg.folder_existing else []
+                self._opened = True
+            elif self._closed_at is not None:  # files written while closed: no event came for them
+                listing = self._listing(newer_than=self._closed_at - self.settle_s)
+            else:
+                listing = []
+        except OSError as exc:
+            self.close()
+            hint = (
+                "raise fs.inotify.max_user_watches (sysctl)"
+                if exc.errno == errno.ENOSPC
+                else f"let the daemon's user read it, or fix cameras.{self.camera}.source.uri"
+            )
+            raise SourceError(
+                f"camera {self.camera}: cannot watch folder {self.dir}: {exc.strerror or exc}; {hint}"
+            ) from exc
+        for path in listing:
+            self.announce(path)
         self.log.info("source_opened", source=self.describe(), patterns=self.patterns)
 
     def _settled(self) -> tuple[Path | None, float]:

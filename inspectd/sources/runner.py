@@ -136,6 +136,10 @@ def run_source(
         except SourceError as exc:
             wait_retry(str(exc))
             continue
+        except Exception as exc:
+            log.exception("source_open_failed", error=str(exc))
+            wait_retry(f"unexpected error: {exc!r}")
+            continue
         rep.set("connected")
         last_frame = time.monotonic()
         next_slot = 0.0

@@ -50,12 +50,18 @@ class SequenceFile:
         return start
 
     def __call__(self) -> int:
-        """The next number; reserves (and persists) a new block when the current one is used up."""
+        """The next number; reserves (and persists) a new block when the current one is used up. A file that
+        cannot be written (disk full, read-only) never costs a frame: numbering jumps to the clock's start, which
+        a restart that reads the stale file stays below."""
         with self._lock:
             if self._next >= self._limit:
                 limit = self._next + self.block
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                write_atomic(self.path, f"{limit}\n", durable=True)
+                try:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    write_atomic(self.path, f"{limit}\n", durable=True)
+                except OSError as exc:
+                    self._next = max(self._next, self._fallback(f"cannot write ({exc.strerror or exc})"))
+                    limit = self._next + self.block
                 self._limit = limit
             value = self._next
             self._next += 1

@@ -328,7 +328,13 @@ class Console:
         data = self.ring.read(rid, "frame.jpg")
         if data is None:
             raise ChangeRefused(f"part {rid}'s frame has left the ring", status=410)
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+        decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        if decoded is None:
+            raise ChangeRefused(
+                f"part {rid}'s stored frame cannot be decoded (cut short on disk); pick another part",
+                status=410,
+            )
+        image = decoded[..., ::-1]
         size = record.get("size")
         if size and tuple(size) != (image.shape[1], image.shape[0]):
             image = cv2.resize(image, (int(size[0]), int(size[1])), interpolation=cv2.INTER_CUBIC)

@@ -89,7 +89,7 @@ class ConsoleServer:
                 fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
                 total = self.cpu_s_done + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
             except (OSError, IndexError, ValueError):
-                pass
+                pass  # the thread ended between the check and the read: its time is in cpu_s_done
         return total
 
     def started(self) -> bool:
