@@ -132,3 +132,26 @@ def test_a_piece_missing_from_the_rim_is_still_judged(pipeline_settings, store):
     raw.pipeline.fill_outline = False
     dropped = Inspector(raw, store).inspect(frame)
     assert dropped.anomaly_map[missing].max() == 0.0
+
+
+def test_a_long_narrow_frame_reaches_clipseg_unsquashed_and_its_map_covers_the_part(pipeline_settings, store):
+    settings = pipeline_settings.model_copy(deep=True)
+    settings.pipeline.tiling.max_tiles_per_component = 4  # tiles larger than the frame's 120 px height
+    inspector = Inspector(settings, store)
+    image = np.full((120, 1400, 3), 226, np.uint8)
+    image[30:90, 40:1360] = (70, 92, 128)  # a long bar
+    plan = inspector.start(Frame(camera="cam", seq=1, image=image))
+    inspector.measure_complexity(plan)
+    inspector.make_tiles(plan)
+    size = plan.tile_pixels.shape[1]
+    wide = [(i, t) for i, t in enumerate(plan.tiles) if t.width != t.height]
+    assert wide, f"expected tiles spanning the frame's height, got {[t.box for t in plan.tiles]}"
+    for i, t in wide:
+        w, h = plan.tile_fit[i]
+        assert abs(w / h - t.width / t.height) < 0.02 and max(w, h) == size
+        expected = cv2.resize(image[t.y0 : t.y1, t.x0 : t.x1], (w, h), interpolation=cv2.INTER_AREA)
+        assert np.array_equal(plan.tile_pixels[i][:h, :w], expected)
+    result = inspector.finish(plan, inspector.score_tiles([plan])[0])
+    bar = result.foreground
+    assert bar[:, 60:1340].any(axis=0).all()
+    assert (result.anomaly_map[bar] > 0).mean() > 0.99  # the cropped maps cover the whole part

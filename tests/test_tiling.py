@@ -12,6 +12,8 @@ from inspectd.method.tiling import (
     Tile,
     count_tiles,
     expand_box,
+    fit_to_input,
+    input_region,
     limit_frame_tiles,
     plan_tiles,
     tiles_per_short_side,
@@ -278,3 +280,24 @@ def test_downsampling_stays_within_the_bound_unless_capped(
     assert plan.capped or largest <= bound
     if plan.capped:
         assert largest > params.max_side
+
+
+def test_a_tile_spanning_a_narrow_frame_keeps_its_aspect_in_the_model_input() -> None:
+    assert fit_to_input(490, 300, 352) == (352, 216)  # 300 * 352 / 490 = 215.51
+    assert fit_to_input(200, 669, 352) == (105, 352)
+    assert fit_to_input(352, 352, 352) == (352, 352) and fit_to_input(96, 96, 352) == (352, 352)
+    assert input_region((352, 352), (352, 216), 352) == (216, 352)
+    assert input_region((88, 88), (352, 216), 352) == (54, 88)  # a map at a quarter of the input's resolution
+    with pytest.raises(ValueError, match="must be positive"):
+        fit_to_input(0, 10, 352)
+
+
+@given(st.integers(1, 5000), st.integers(1, 5000), st.integers(8, 1024))
+def test_fitted_tiles_fill_the_input_on_their_long_side_and_keep_their_aspect(
+    w: int, h: int, size: int
+) -> None:
+    fw, fh = fit_to_input(w, h, size)
+    assert max(fw, fh) == size and 1 <= min(fw, fh) <= size
+    # within half a pixel of the exact aspect on the short side (or clamped to 1 px)
+    exact = min(w, h) * size / max(w, h)
+    assert abs(min(fw, fh) - exact) <= 0.5 or min(fw, fh) == 1

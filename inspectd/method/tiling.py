@@ -228,3 +228,20 @@ def limit_frame_tiles(
             dropped.append(result[k][0].component)
             result[k] = []
     return result, dropped
+
+
+def fit_to_input(width: int, height: int, size: int) -> tuple[int, int]:
+    """``(width, height)`` a tile is resized to inside the square ``size`` model input: aspect ratio kept, longest
+    side ``size``. A tile spanning a narrow frame is not square, and squashing it would thin out defects a few
+    pixels wide along its long side; the rest of the input is padded (:func:`input_region` cuts it back off)."""
+    if width <= 0 or height <= 0 or size <= 0:
+        raise ValueError(f"tile {width}x{height} and input size {size} must be positive")
+    scale = size / max(width, height)
+    return max(1, min(size, round(width * scale))), max(1, min(size, round(height * scale)))
+
+
+def input_region(map_hw: tuple[int, int], fitted: tuple[int, int], size: int) -> tuple[int, int]:
+    """``(rows, cols)`` of a model-resolution map (``map_hw``) that hold the tile placed top-left at ``fitted``
+    (:func:`fit_to_input`) in the ``size`` input; the rest is padding."""
+    width, height = fitted
+    return max(1, round(height * map_hw[0] / size)), max(1, round(width * map_hw[1] / size))

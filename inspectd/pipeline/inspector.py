@@ -26,7 +26,14 @@ from inspectd.method.foreground import Component, binarize, filled_outline, spli
 from inspectd.method.fusion import component_labels, component_scores, stitch
 from inspectd.method.patchcore import fuse_maps
 from inspectd.method.prompts import anomaly_probability, class_embeddings, compositional_prompts
-from inspectd.method.tiling import Tile, TilingParams, limit_frame_tiles, plan_tiles
+from inspectd.method.tiling import (
+    Tile,
+    TilingParams,
+    fit_to_input,
+    input_region,
+    limit_frame_tiles,
+    plan_tiles,
+)
 from inspectd.method.verdict import decide, defect_regions, image_score
 from inspectd.models.store import ModelStore
 
@@ -53,6 +60,7 @@ class FramePlan:
     complexity: list[float] = field(default_factory=list)
     tiles: list[Tile] = field(default_factory=list)
     tile_pixels: np.ndarray | None = None
+    tile_fit: list[tuple[int, int]] = field(default_factory=list)
     stage_ms: dict[str, float] = field(default_factory=dict)
     done: InspectionResult | None = None
 
@@ -264,10 +272,11 @@ class Inspector:
             )
         plan.tiles = [t for tiles in per_comp for t in tiles]
         pixels = np.empty((len(plan.tiles), size, size, 3), np.uint8)
-        for i, t in enumerate(plan.tiles):
-            pixels[i] = cv2.resize(
-                plan.image[t.y0 : t.y1, t.x0 : t.x1], (size, size), interpolation=cv2.INTER_AREA
-            )
+        plan.tile_fit = [fit_to_input(t.width, t.height, size) for t in plan.tiles]
+        for i, (t, (w, h)) in enumerate(zip(plan.tiles, plan.tile_fit, strict=True)):
+            fitted = cv2.resize(plan.image[t.y0 : t.y1, t.x0 : t.x1], (w, h), interpolation=cv2.INTER_AREA)
+            # mirrored, not black: a black band would look like a defect to the tile's score
+            pixels[i] = cv2.copyMakeBorder(fitted, 0, size - h, 0, size - w, cv2.BORDER_REFLECT_101)
         plan.tile_pixels = pixels
         plan.timed("tiling", t0)
 
@@ -441,7 +450,12 @@ class Inspector:
             masks = [c.mask for c in plan.components]
             outlines = [filled_outline(m) for m in masks] if self.settings.pipeline.fill_outline else None
             labels = component_labels(masks, hw, outlines)
-            amap = stitch(list(outputs.maps), plan.tiles, comp_scores[owners], hw, labels)
+            size = self.store.clipseg().input_size
+            maps = []
+            for m, fit in zip(outputs.maps, plan.tile_fit, strict=True):
+                rows, cols = input_region(m.shape, fit, size)
+                maps.append(m[:rows, :cols])
+            amap = stitch(maps, plan.tiles, comp_scores[owners], hw, labels)
             score = image_score(comp_scores)
             if outputs.device_ms:
                 plan.stage_ms["clipseg_winclip"] = outputs.device_ms
