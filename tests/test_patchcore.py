@@ -140,3 +140,18 @@ def test_stitch_part_smooths_inside_the_span_only():
     box, out = stitch_part(maps, tiles, sigma=2.0)
     assert box == (2, 1, 8, 5) and out.shape == (4, 6)
     np.testing.assert_allclose(out, 1.0, rtol=1e-5)  # a flat map stays flat to its edges: no zeros bleed in
+
+
+def test_stitch_part_smooths_over_the_kept_pixels_only() -> None:
+    # the part is the left half of its box; the right half holds clutter with huge distances
+    tile = Tile(0, 0, 20, 10, 0)
+    dist = np.ones((10, 20), np.float32)
+    dist[:, 10:] = 100.0
+    keep = np.zeros((10, 20), bool)
+    keep[:, :10] = True
+    box, out = stitch_part([dist], [tile], sigma=3.0, keep=keep)
+    assert box == (0, 0, 20, 10)
+    np.testing.assert_allclose(out[:, :10], 1.0, rtol=1e-5)  # nothing of the clutter blurred in
+    assert (out[:, 10:] == 0.0).all()
+    _, loose = stitch_part([dist], [tile], sigma=3.0)
+    assert loose[:, 9].min() > 10.0  # without keep the clutter bleeds into the part's edge

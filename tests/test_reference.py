@@ -147,6 +147,23 @@ def test_two_parts_of_different_size_each_get_their_own_scale_and_no_bleed(backb
     assert amap[:, :SIZE].max() > 0.5 > amap[: SIZE // 2, 2 * SIZE : 2 * SIZE + SIZE // 2].mean()
 
 
+def test_the_map_is_kept_on_the_parts_outline_and_smoothed_from_it_alone(backbone, bank):
+    # A good plate whose box (the region the backbone sees) also holds a dark red object beside it: only the
+    # plate's outline is kept, so the object's own pixels neither score nor bleed into the plate by smoothing.
+    frame = plate(12)
+    keep = np.zeros(frame.shape[:2], bool)
+    keep[:, : SIZE - 24] = True  # the part: everything but a 24 px strip on the right
+    frame[30:60, SIZE - 20 : SIZE - 4] = (150, 20, 20)  # the clutter, in that strip
+    loose, loose_score = score_image(backbone, bank, frame, whole(frame), CFG)
+    kept, kept_score = score_image(backbone, bank, frame, whole(frame), CFG, keep)
+    assert loose_score > 0.5 and loose[30:60, SIZE - 20 : SIZE - 4].max() > 0.5
+    assert kept[~keep].max() == 0.0 and kept_score == pytest.approx(float(kept.max()))
+    # the plate's own pixels still see the clutter through the backbone's context, but the smoothing no
+    # longer carries the clutter's distances onto them
+    assert kept_score < loose_score
+    assert (kept[keep] <= loose[keep] + 1e-6).mean() > 0.9
+
+
 def test_bank_built_with_other_settings_is_refused(backbone, bank):
     with pytest.raises(ModelLoadError, match=r"scale 1.0 \(now 2.0\)"):
         score_image(backbone, bank, plate(1), whole(plate(1)), CFG.model_copy(update={"scale": 2.0}))

@@ -105,16 +105,27 @@ def network_size(t: Tile, scale: float) -> tuple[int, int]:
     return max(8, round(t.width * scale)), max(8, round(t.height * scale))
 
 
-def stitch_part(maps: list[np.ndarray], tiles: list[Tile], sigma: float) -> tuple[Box, np.ndarray]:
+def stitch_part(
+    maps: list[np.ndarray], tiles: list[Tile], sigma: float, keep: np.ndarray | None = None
+) -> tuple[Box, np.ndarray]:
     """One part's tile maps (each at its tile's frame size) stitched over the box they span, mean where
     tiles overlap, then smoothed by ``sigma`` frame pixels inside that box, so the zeros outside the part
-    never dim its edges."""
+    never dim its edges. With ``keep`` (a frame-sized bool mask: the parts' filled outlines) the map is
+    smoothed over those pixels only and zero elsewhere, so clutter beside a part neither scores nor blurs
+    into its edge."""
     box = span(tiles)
     local = [Tile(t.x0 - box[0], t.y0 - box[1], t.x1 - box[0], t.y1 - box[1], t.component) for t in tiles]
     out = stitch_mean(maps, local, (box[3] - box[1], box[2] - box[0]))
-    if sigma > 0:
-        out = cv2.GaussianBlur(out, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
-    return box, out
+    if keep is None:
+        if sigma > 0:
+            out = cv2.GaussianBlur(out, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+        return box, out
+    inside = keep[box[1] : box[3], box[0] : box[2]].astype(np.float32)
+    if sigma > 0:  # normalised convolution: a mean over the kept pixels near each one, none from outside
+        weight = cv2.GaussianBlur(inside, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+        total = cv2.GaussianBlur(out * inside, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+        out = np.divide(total, weight, out=np.zeros_like(out), where=weight > 1e-6)
+    return box, out * inside
 
 
 def stitch_mean(maps: list[np.ndarray], tiles: list[Tile], image_hw: tuple[int, int]) -> np.ndarray:

@@ -378,6 +378,18 @@ class Inspector:
         with self._lock:
             self._references[camera] = bank
 
+    def outlines(self, plan: FramePlan) -> list[np.ndarray]:
+        """Each part's pixels the maps are kept on: its filled outline (``pipeline.fill_outline``), else its mask."""
+        masks = [c.mask for c in plan.components]
+        return [filled_outline(m) for m in masks] if self.settings.pipeline.fill_outline else masks
+
+    def kept_pixels(self, plan: FramePlan) -> np.ndarray | None:
+        """Where reference mode's map is kept: every part's outline; None (the whole frame or ROI) with
+        ``foreground = "full"``."""
+        if plan.camera.foreground == "full":
+            return None
+        return np.logical_or.reduce(self.outlines(plan))
+
     def reference_regions(self, plan: FramePlan) -> list[tuple[int, int, int, int]]:
         """Where reference mode looks: every part's box with a margin, or the whole image (or ROI) when the
         camera's foreground is ``full``."""
@@ -427,6 +439,7 @@ class Inspector:
             plan.image,
             self.reference_regions(plan),
             plan.camera.reference(self.settings.pipeline),
+            self.kept_pixels(plan),
         )
         plan.timed("reference", t0)
         return result
@@ -447,9 +460,7 @@ class Inspector:
         if cam.mode != "reference" and outputs is not None:
             owners = np.array([t.component for t in plan.tiles], dtype=np.int64)
             comp_scores = component_scores(outputs.scores, owners, len(plan.components))
-            masks = [c.mask for c in plan.components]
-            outlines = [filled_outline(m) for m in masks] if self.settings.pipeline.fill_outline else None
-            labels = component_labels(masks, hw, outlines)
+            labels = component_labels([c.mask for c in plan.components], hw, self.outlines(plan))
             size = self.store.clipseg().input_size
             maps = []
             for m, fit in zip(outputs.maps, plan.tile_fit, strict=True):

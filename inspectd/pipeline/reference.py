@@ -223,10 +223,12 @@ def score_image(
     image: np.ndarray,
     regions: list[Box],
     cfg: ReferenceConfig,
+    keep: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float]:
-    """Anomaly map float32 (H, W) in [0, 1] at the frame's resolution, zero outside ``regions``, and the image
-    score (the map's maximum): per tile, each patch's distance to its nearest bank row; per part, the tiles
-    stitched (mean where they overlap) and smoothed; where parts overlap, the higher; then normalised."""
+    """Anomaly map float32 (H, W) in [0, 1] at the frame's resolution, zero outside ``regions`` (and outside
+    ``keep``, the parts' filled outlines, when given), and the image score (the map's maximum): per tile, each
+    patch's distance to its nearest bank row; per part, the tiles stitched (mean where they overlap) and
+    smoothed; where parts overlap, the higher; then normalised."""
     check_compatible(backbone, bank, cfg)
     _check_image(image)
     hw = image.shape[:2]
@@ -246,10 +248,12 @@ def score_image(
         idx = [i for i, (t, _) in enumerate(tiles) if t.component == part]
         scale = tiles[idx[0]].scale
         (x0, y0, x1, y1), d = stitch_part(
-            [maps[i] for i in idx], [tiles[i].tile for i in idx], cfg.smooth_sigma / scale
+            [maps[i] for i in idx], [tiles[i].tile for i in idx], cfg.smooth_sigma / scale, keep
         )
         view = dist[y0:y1, x0:x1]
         np.copyto(view, np.where(covered[y0:y1, x0:x1], np.maximum(view, d), d))
         covered[y0:y1, x0:x1] = True
+    if keep is not None:
+        covered &= keep
     amap = np.where(covered, normalise_distances(dist, bank.meta["normaliser"]), 0.0).astype(np.float32)
     return amap, float(amap.max())
