@@ -28,6 +28,9 @@ class ErrorReason(StrEnum):
     """the inference server (``models.backend = "triton"``) did not answer within ``models.triton_deadline_s``"""
     NO_FRAME = "no_frame"
     """a trigger announced this part but the camera delivered no frame within the trigger window"""
+    TOO_MANY_PARTS = "too_many_parts"
+    """more parts in view than ``pipeline.max_components`` or ``pipeline.tiling.max_tiles_per_frame`` let be
+    inspected, and those inspected passed: the rest cannot be called good"""
 
 
 class InspectdError(Exception):

@@ -11,6 +11,7 @@ from inspectd.method.foreground import (
     Component,
     binarize,
     cleaning_kernel,
+    count_parts,
     fill_holes,
     filled_outline,
     split_components,
@@ -174,3 +175,11 @@ def test_filled_outline_covers_the_part_stays_in_its_box_in_one_piece_without_ho
     assert not outline[~box].any()
     assert np.array_equal(fill_holes(outline), outline)  # no holes left
     assert len(split_components(outline, 1, 9)) == 1  # one piece, however scattered the mask
+
+
+def test_count_parts_counts_every_component_large_enough_uncapped() -> None:
+    mask = np.zeros((40, 40), bool)
+    mask[2:8, 2:8] = mask[20:26, 2:8] = mask[2:8, 20:26] = True  # three 36 px parts
+    mask[30, 30] = True  # a speck
+    assert count_parts(mask, 10) == 3 and len(split_components(mask, 10, 2)) == 2
+    assert count_parts(mask, 1) == 4 and count_parts(np.zeros((5, 5), bool), 1) == 0

@@ -155,3 +155,15 @@ def test_a_long_narrow_frame_reaches_clipseg_unsquashed_and_its_map_covers_the_p
     bar = result.foreground
     assert bar[:, 60:1340].any(axis=0).all()
     assert (result.anomaly_map[bar] > 0).mean() > 0.99  # the cropped maps cover the whole part
+
+
+@pytest.mark.parametrize(("threshold", "expected"), [(1.0, "error"), (0.0, "fail")])
+def test_parts_left_uninspected_never_let_the_frame_pass(pipeline_settings, store, threshold, expected):
+    settings = pipeline_settings.model_copy(deep=True)
+    settings.pipeline.max_components = 2
+    settings.cameras = {"tray": CameraConfig(image_threshold=threshold, pixel_threshold=1.0)}
+    tray = np.hstack([make_part(200, 200, None, seed=s).image for s in (1, 2, 3)])  # three parts
+    v = Inspector(settings, store).inspect(Frame(camera="tray", seq=1, image=tray)).verdict
+    assert v.verdict == expected, v
+    if expected == "error":  # the two inspected passed, the third was never looked at
+        assert v.reason == "too_many_parts" and "pipeline.max_components" in v.detail

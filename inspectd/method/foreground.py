@@ -90,6 +90,14 @@ def split_components(mask: np.ndarray, min_area_px: int, max_components: int) ->
     return components
 
 
+def count_parts(mask: np.ndarray, min_area_px: int) -> int:
+    """How many 8-connected components of at least ``min_area_px`` pixels the mask holds (uncapped), so a
+    caller of :func:`split_components` knows how many its ``max_components`` left out."""
+    _check_2d(mask, "mask")
+    _, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    return int(np.count_nonzero(stats[1:, cv2.CC_STAT_AREA] >= min_area_px))
+
+
 def filled_outline(mask: np.ndarray) -> np.ndarray:
     """The part's filled outline: the convex hull of ``mask``, filled, as a full-frame bool mask.
 

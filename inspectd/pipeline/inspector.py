@@ -22,7 +22,7 @@ from inspectd.errors import ConfigError, ErrorReason, ImageError, InferenceUnava
 from inspectd.frame import Defect, Frame, Verdict
 from inspectd.logs import get_logger
 from inspectd.method.complexity import complexity_for, complexity_from_masks
-from inspectd.method.foreground import Component, binarize, filled_outline, split_components
+from inspectd.method.foreground import Component, binarize, count_parts, filled_outline, split_components
 from inspectd.method.fusion import component_labels, component_scores, stitch
 from inspectd.method.patchcore import fuse_maps
 from inspectd.method.prompts import anomaly_probability, class_embeddings, compositional_prompts
@@ -61,6 +61,7 @@ class FramePlan:
     tiles: list[Tile] = field(default_factory=list)
     tile_pixels: np.ndarray | None = None
     tile_fit: list[tuple[int, int]] = field(default_factory=list)
+    uninspected: int = 0
     stage_ms: dict[str, float] = field(default_factory=dict)
     done: InspectionResult | None = None
 
@@ -194,7 +195,10 @@ class Inspector:
         min_area = max(
             1, int(self.settings.pipeline.min_component_area * plan.image.shape[0] * plan.image.shape[1])
         )
-        plan.components = split_components(plan.foreground, min_area, self.settings.pipeline.max_components)
+        cap = self.settings.pipeline.max_components
+        plan.components = split_components(plan.foreground, min_area, cap)
+        if len(plan.components) == cap:
+            plan.uninspected = count_parts(plan.foreground, min_area) - cap
         plan.timed("components", t0)
         if not plan.components:
             self._finish_error(
@@ -261,6 +265,7 @@ class Inspector:
         per_comp, dropped = limit_frame_tiles(
             [p.tiles for p in plans], tcfg.max_tiles_per_frame, overlap=tcfg.overlap, image_hw=hw
         )
+        plan.uninspected += len(dropped)
         if dropped:
             log.warning(
                 "tiles_over_frame_budget",
@@ -491,6 +496,15 @@ class Inspector:
         if cam.roi is not None:
             full_map = np.zeros(frame.image.shape[:2], np.float32)
             full_map[oy : oy + hw[0], ox : ox + hw[1]] = amap
+        if kind == "pass" and plan.uninspected:
+            self._finish_error(
+                plan,
+                ErrorReason.TOO_MANY_PARTS,
+                f"{plan.uninspected} parts in view were not inspected (the others passed): raise "
+                "pipeline.max_components or pipeline.tiling.max_tiles_per_frame, or set an roi that shows fewer",
+            )
+            plan.done = InspectionResult(plan.done.verdict, frame.image, full_map, plan.foreground)
+            return plan.done
         verdict = Verdict(
             camera=frame.camera,
             part_id=frame.part_id,
