@@ -11,7 +11,7 @@ import onnxruntime as ort
 import pytest
 
 from inspectd.errors import ImageError, ModelNotFoundError
-from inspectd.models.isnet import IsNet
+from inspectd.models.isnet import IsNet, network_input
 
 H, W = 480, 640
 BACKGROUND = (205, 205, 200)
@@ -121,3 +121,13 @@ def test_random_marker_and_cuda_fallback(isnet_dir: Path, tmp_path: Path) -> Non
     assert model.random is True
     expected = "cuda" if "CUDAExecutionProvider" in ort.get_available_providers() else "cpu"
     assert model.device == expected
+
+
+@pytest.mark.parametrize("offset", range(8))
+def test_a_thin_line_in_a_large_frame_survives_the_resize_to_the_network(offset: int) -> None:
+    frame = np.zeros((512, 4096, 3), np.uint8)
+    frame[:, 2000 + offset : 2002 + offset] = 255  # 2 px wide, 4x shrunk horizontally: half a network pixel
+    column_peak = network_input(frame, 1024)[256, :, 0].max()
+    # area averaging: 2 of 4 pixels (128), or 1 of 4 in each of two network pixels (64); bilinear sampling
+    # lands between the line's pixels at some offsets and gives 0
+    assert column_peak >= 60

@@ -131,7 +131,7 @@ class IsNet:
 
     def resize_input(self, image: np.ndarray) -> np.ndarray:
         """An RGB frame resized to the network's square input (uint8): what a remote call sends."""
-        return cv2.resize(image, (self.input_size, self.input_size), interpolation=cv2.INTER_LINEAR)
+        return network_input(image, self.input_size)
 
     def run_resized(self, batch: np.ndarray) -> np.ndarray:
         """Foreground probabilities (N, S, S) float32 of frames already resized to (N, S, S, 3) uint8."""
@@ -157,6 +157,19 @@ class IsNet:
     def predict_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
         """predict() for several frames; one session run per batch the graph allows (the npm export: 1)."""
         return self._run([_check_image(im) for im in images]) if images else []
+
+
+def network_input(image: np.ndarray, size: int) -> np.ndarray:
+    """A frame resized to IS-Net's ``size`` square as the model was exported to see it (aspect not kept), by
+    area averaging when shrinking: plain bilinear sampling skips pixels, so a part or gap a few pixels wide in a
+    large frame could vanish from the foreground depending on where it falls."""
+    h, w = image.shape[:2]
+    shrunk = (min(w, size), min(h, size))
+    if shrunk != (w, h):  # OpenCV's area mode only averages when no axis grows: shrink first, then enlarge
+        image = cv2.resize(image, shrunk, interpolation=cv2.INTER_AREA)
+    if shrunk != (size, size):
+        image = cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)
+    return image
 
 
 def restore_size(prob: np.ndarray, hw: tuple[int, int]) -> np.ndarray:

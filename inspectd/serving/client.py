@@ -22,7 +22,7 @@ import torch
 from inspectd.config import ModelsConfig, PipelineConfig
 from inspectd.errors import ConfigError, InferenceUnavailable
 from inspectd.logs import get_logger
-from inspectd.models.isnet import check_image, restore_size
+from inspectd.models.isnet import check_image, network_input, restore_size
 from inspectd.models.store import ModelStore
 from inspectd.serving import protocol
 
@@ -254,10 +254,7 @@ class RemoteIsNet(_Remote):
         return int(self._meta()["input_size"])
 
     def _resize(self, image: np.ndarray) -> np.ndarray:
-        import cv2
-
-        s = self.input_size
-        return cv2.resize(check_image(image), (s, s), interpolation=cv2.INTER_LINEAR)
+        return network_input(check_image(image), self.input_size)
 
     def predict(self, image: np.ndarray) -> np.ndarray:
         """Foreground probability (H, W) float32 in [0, 1] for an RGB uint8 (H, W, 3) frame."""
