@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from structlog.testing import capture_logs
 
 from inspectd.bench.samples import make_part
 from inspectd.config import CameraConfig
@@ -167,3 +168,15 @@ def test_parts_left_uninspected_never_let_the_frame_pass(pipeline_settings, stor
     assert v.verdict == expected, v
     if expected == "error":  # the two inspected passed, the third was never looked at
         assert v.reason == "too_many_parts" and "pipeline.max_components" in v.detail
+
+
+def test_a_frame_tile_budget_that_coarsens_tiles_is_logged_once_per_camera(pipeline_settings, store):
+    settings = pipeline_settings.model_copy(deep=True)
+    settings.pipeline.tiling.max_tiles_per_frame = 1  # the ~800 px disc in one tile: past 2 x 352 px
+    inspector = Inspector(settings, store)
+    image = make_part(1600, 1200, None, seed=9).image
+    with capture_logs() as logs:
+        for seq in (1, 2):
+            inspector.inspect(Frame(camera="cam", seq=seq, image=image))
+    capped = [e for e in logs if e["event"] == "tiles_per_component_capped"]
+    assert len(capped) == 1 and capped[0]["limit"] == "pipeline.tiling.max_tiles_per_frame"

@@ -136,7 +136,7 @@ class Inspector:
         )
         self._classes: dict[tuple[str, str], torch.Tensor] = {}
         self._references: dict[str, Any] = {}
-        self._capped: set[str] = set()
+        self._capped: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
 
     # ---- configuration -------------------------------------------------------------------------------
@@ -266,6 +266,13 @@ class Inspector:
             [p.tiles for p in plans], tcfg.max_tiles_per_frame, overlap=tcfg.overlap, image_hw=hw
         )
         plan.uninspected += len(dropped)
+        coarse = [
+            c.index
+            for c, tiles in zip(plan.components, per_comp, strict=True)
+            if c.index not in capped and any(max(t.width, t.height) > params.max_side for t in tiles)
+        ]
+        if coarse:
+            self._report_cap(plan.frame.camera, coarse, params, "pipeline.tiling.max_tiles_per_frame")
         if dropped:
             log.warning(
                 "tiles_over_frame_budget",
@@ -285,20 +292,27 @@ class Inspector:
         plan.tile_pixels = pixels
         plan.timed("tiling", t0)
 
-    def _report_cap(self, camera: str, components: list[int], params: TilingParams) -> None:
-        """Log once per camera that max_tiles_per_component made tiles coarser than max_downscale allows."""
+    def _report_cap(
+        self,
+        camera: str,
+        components: list[int],
+        params: TilingParams,
+        key: str = "pipeline.tiling.max_tiles_per_component",
+    ) -> None:
+        """Log once per camera and limit that a tile limit (``key``) made tiles coarser than max_downscale."""
         with self._lock:
-            if camera in self._capped:
+            if (camera, key) in self._capped:
                 return
-            self._capped.add(camera)
+            self._capped.add((camera, key))
         log.warning(
             "tiles_per_component_capped",
             camera=camera,
             components=components,
+            limit=key,
             max_tiles_per_component=params.max_tiles_per_component,
             max_downscale=params.max_downscale,
-            hint="small defects may be missed on these parts: raise pipeline.tiling.max_tiles_per_component "
-            "(more device time per frame) or accept coarser tiles",
+            hint=f"small defects may be missed on these parts: raise {key} (more device time per frame) or "
+            "accept coarser tiles",
         )
 
     # ---- stage 3: CLIPSeg + WinCLIP on a batch of tiles from many frames (device) ---------------------
