@@ -13,7 +13,7 @@ import pytest
 from inspectd.errors import ImageError
 from inspectd.evaluate.datasets import ClassSet, Sample, load_mvtec, load_visa, read_mask
 from inspectd.evaluate.report import markdown_table, write_reports
-from inspectd.evaluate.runner import PreparedScorer, run_eval, select_references
+from inspectd.evaluate.runner import PreparedScorer, metric_size, resize_mask, run_eval, select_references
 
 
 def _img(path: Path, spot: bool = False) -> None:
@@ -129,7 +129,7 @@ def test_runner_end_to_end_with_hold_out_and_reports(tmp_path):
     assert all(r.image not in held for r in result.images)
     out = write_reports(result, tmp_path / "out")
     table = markdown_table(result)
-    assert "| image AUROC | 100.0 | 100.0 |" in table and "16x16" in table
+    assert "| image AUROC | 100.0 | 100.0 |" in table and "shorter side at 16 px" in table
     assert json.loads(out["json"].read_text())["classes"]["ds/widget"]["metrics"]["pixel_ap"] == 1.0
     rows = list(csv.DictReader(out["images"].open()))
     assert len(rows) == 6 and {r["label"] for r in rows} == {"0", "1"}
@@ -218,3 +218,13 @@ def test_reference_mode_runs_each_class_through_a_fresh_inspector(tmp_path):
     assert len(made) == 2 and made[0] is not made[1]
     assert all(c.n_errors == 0 and c.metrics["image_auroc"] == 1.0 for c in result.classes)
     assert "3 references from train/good" in result.classes[0].notes
+
+
+def test_pixel_metrics_keep_each_images_aspect_and_every_thin_defect() -> None:
+    assert metric_size((250, 600), 256) == (614, 256)  # a long Magnetic-tile crop is not squashed square
+    assert metric_size((512, 512), 256) == (256, 256) and metric_size((100, 50), 256) == (256, 512)
+    for column in range(2, 12):  # a 1 px crack in a 512 px mask, shrunk 2x: present at every position
+        mask = np.zeros((512, 512), np.uint8)
+        mask[100:400, column] = 1
+        small = resize_mask(mask, (256, 256))
+        assert small.dtype == bool and small[:, column // 2].sum() == 150

@@ -33,7 +33,12 @@ def register(subparsers: Any, common: argparse.ArgumentParser | None = None) -> 
         help="the camera mode every class is inspected with (each class is a fresh camera)",
     )
     p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--resolution", type=int, default=256, help="side at which pixel metrics are computed")
+    p.add_argument(
+        "--resolution",
+        type=int,
+        default=256,
+        help="pixel metrics are computed with each image's shorter side at this many pixels, aspect kept",
+    )
     p.add_argument("--bins", type=int, default=4096, help="score histogram bins for pixel metrics")
     p.add_argument("--max-references", type=int, default=16, help="good images per class for reference mode")
     p.add_argument(

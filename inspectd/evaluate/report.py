@@ -59,7 +59,8 @@ def markdown_table(result: EvalResult) -> str:
     footer = [
         "",
         f"{UNDEFINED} = undefined (a class without good or without defect images, or not evaluated). Pixel metrics "
-        f"at {s['resolution']}x{s['resolution']}, all of a class's pixels pooled, {s['bins']} score bins; "
+        f"with each image's shorter side at {s['resolution']} px (aspect kept; a pixel counts as defective when any "
+        f"ground-truth defect falls in it), all of a class's pixels pooled, {s['bins']} score bins; "
         f"AUPRO integrated to FPR {s['fpr_limit']} and normalised. Means are over the classes where a metric is "
         "defined.",
     ]

@@ -106,11 +106,29 @@ def select_references(cs: ClassSet, max_refs: int = 16) -> tuple[list[Sample], b
     return [pool[i] for i in idx], from_test
 
 
-def _resize(a: np.ndarray, res: int, nearest: bool = False) -> np.ndarray:
-    if a.shape[:2] == (res, res):
+def metric_size(hw: tuple[int, int], res: int) -> tuple[int, int]:
+    """``(width, height)`` pixel metrics are computed at: the shorter side ``res``, aspect kept, so a long crop
+    is not stretched unevenly before its pixels are pooled with the rest of its class."""
+    h, w = hw
+    scale = res / min(h, w)
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
+def _resize(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    if (a.shape[1], a.shape[0]) == size:
         return a
-    interp = cv2.INTER_NEAREST if nearest else cv2.INTER_AREA
-    return cv2.resize(a, (res, res), interpolation=interp)
+    return cv2.resize(a, size, interpolation=cv2.INTER_AREA)
+
+
+def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A ground-truth mask at ``size``: a pixel is defective when any defect pixel falls in it, so a crack one
+    pixel wide survives being shrunk (nearest-neighbour sampling drops it at every other position)."""
+    if (mask.shape[1], mask.shape[0]) == size:
+        return mask.astype(bool)
+    m = mask.astype(np.float32)
+    if size[0] <= mask.shape[1] and size[1] <= mask.shape[0]:
+        return cv2.resize(m, size, interpolation=cv2.INTER_AREA) > 0.0
+    return cv2.resize(m, size, interpolation=cv2.INTER_NEAREST) > 0.0
 
 
 class _Keeper:
@@ -161,7 +179,8 @@ def evaluate_class(
     fpr_limit: float = 0.3,
     progress: bool = True,
 ) -> tuple[ClassResult, list[ImageRecord], list[Figure]]:
-    """Score one class's test images (minus held-out ones); pixel metrics at ``resolution`` x ``resolution``."""
+    """Score one class's test images (minus held-out ones); pixel metrics with the shorter side at
+    ``resolution`` (:func:`metric_size`)."""
     t0 = time.monotonic()
     samples = [s for s in cs.test if s.image not in prepared.held_out]
     acc = PixelAccumulator(bins)
@@ -180,14 +199,13 @@ def evaluate_class(
         amap, score = scored
         if amap.shape != image.shape[:2]:
             amap = cv2.resize(amap.astype(np.float32), (image.shape[1], image.shape[0]))
-        small_map = _resize(amap.astype(np.float32), resolution)
-        small_mask = _resize(mask.astype(np.uint8), resolution, nearest=True).astype(bool)
+        size = metric_size(image.shape[:2], resolution)
+        small_map = _resize(amap.astype(np.float32), size)
+        small_mask = resize_mask(mask, size)
         acc.add(small_map, small_mask)
         records.append(ImageRecord(cs.name, s.image, s.label, s.defect, float(score), seconds))
         keeper.offer(
-            Figure(
-                "", cs.name, s.image, s.label, float(score), _resize(image, resolution), small_mask, small_map
-            )
+            Figure("", cs.name, s.image, s.label, float(score), _resize(image, size), small_mask, small_map)
         )
     labels = np.array([r.label for r in records])
     scores = np.array([r.score for r in records])
