@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from inspectd.config import CameraConfig, ConsoleConfig, is_loopback_host, load_settings
@@ -179,3 +179,30 @@ def test_render_scales_down_and_previews_from_stored_maps(tmp_path):
     assert out["fail_rate_now"] == 0.5 and out["fail_rate_proposed"] == 0.5
     big_area = preview(records, lambda rid: ring.read(rid, "map.png"), current, Proposal(0.5, 0.8, 5000))
     assert [f["part_id"] for f in big_area["flips"]] == ["P-3"], "min_defect_area scales with the stored map"
+
+
+_LINES = st.one_of(
+    st.tuples(st.text(max_size=12), st.text(max_size=12)).map(lambda p: f"{p[0]}:{p[1]}"),
+    st.text(max_size=20),
+    st.just("# a comment"),
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(_LINES, max_size=6), name=st.text(max_size=12), password=st.text(max_size=12))
+def test_any_password_file_loads_or_is_refused_and_its_last_named_line_logs_in(
+    tmp_path, lines, name, password
+):
+    path = tmp_path / "console.passwd"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    try:
+        book = PasswordBook.load(path)
+    except ConfigError as exc:
+        assert "console.password_file" in str(exc)
+        return
+    assert book.enabled
+    assert isinstance(book.check(name, password), bool)  # never raises, whatever is typed
+    parsed = [ln.strip().partition(":") for ln in path.read_text(encoding="utf-8").splitlines()]
+    named = {n.strip(): p for n, sep, p in parsed if sep and n.strip() and not n.strip().startswith("#")}
+    for who, secret in named.items():
+        assert book.check(who, secret)

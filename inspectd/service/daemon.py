@@ -86,6 +86,7 @@ class CameraState:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def payload(self) -> dict[str, Any]:
+        """The camera's state as published (retained) on ``<prefix>/<camera>/state``."""
         return {
             "camera": self.name,
             "connected": self.connected,

@@ -87,6 +87,7 @@ class TritonConnection:
         return client
 
     def set_state(self, state: str, **context: Any) -> None:
+        """Record the server's state (ready, unavailable, ...), log a change, and tell the listeners."""
         with self._lock:
             old, self.state = self.state, state
             if state != "ready" and old == "ready":

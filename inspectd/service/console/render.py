@@ -132,18 +132,23 @@ class Renderer:
             self._cond.notify()
 
     def pending(self) -> int:
+        """Verdicts waiting to be rendered."""
         with self._cond:
             return len(self._queue)
 
     def start(self) -> None:
+        """Start the render thread."""
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="console-render", daemon=True)
         self._thread.start()
 
     def alive(self) -> bool:
+        """Whether the render thread runs (the health check reads it)."""
         return self._thread is not None and self._thread.is_alive()
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop the render thread (waiting up to ``timeout``); verdicts still queued are dropped: the console is a
+        view, the MQTT verdicts are the record."""
         self._stop.set()
         with self._cond:
             self._cond.notify_all()

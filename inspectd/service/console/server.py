@@ -93,9 +93,11 @@ class ConsoleServer:
         return total
 
     def started(self) -> bool:
+        """Whether uvicorn is listening."""
         return self._server is not None and bool(self._server.started)
 
     def alive(self) -> bool:
+        """Whether the server's thread runs (the health check reads it)."""
         return self._thread is not None and self._thread.is_alive()
 
     def stop(self, timeout: float = 5.0) -> None:
