@@ -4,13 +4,18 @@ reference half run for real (real IS-Net and EfficientNet-Lite0, tiny random CLI
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from inspectd.cli.demo import REFERENCE_CAMERA, compare_modes, mode_summary, side_by_side
+from inspectd.bench.samples import make_part, read_clip, write_clip
+from inspectd.bench.subscriber import Received
+from inspectd.cli.demo import REFERENCE_CAMERA, VerdictPrinter, compare_modes, mode_summary, side_by_side
 
 
 def _record(folder: Path, name: str, verdict: str, score: float | None, width: int) -> None:
@@ -66,3 +71,83 @@ def test_compare_modes_runs_both_and_reference_catches_the_defects(models_dir, t
     assert bank["images"] == 4
     record = json.loads((tmp_path / "out" / "inspect-reference" / f"{samples[1].stem}.json").read_text())
     assert record["camera"] == REFERENCE_CAMERA and record["mode"] == "reference"
+
+
+def _message(topic: str, payload: dict | str) -> Received:
+    body = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+    return Received(topic, body, False, 1, 0.0)
+
+
+def test_verdict_lines_name_the_part_each_clip_frame_shows(capsys) -> None:
+    show = VerdictPrinter()
+    show(_message("p/status", "online"))
+    for seq, verdict in [(1001, "pass"), (1002, "fail"), (1003, "pass"), (1004, "fail"), (1005, "error")]:
+        reason = "no_foreground" if verdict == "error" else None
+        score = None if verdict == "error" else 0.5
+        show(
+            _message(
+                "p/demo/verdict",
+                {"seq": seq, "verdict": verdict, "score": score, "reason": reason, "latency_ms": 12.0},
+            )
+        )
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].strip() == "[mqtt] p/status = online"
+    # sequence numbers continue across runs: the first verdict is the clip's frame 0, whatever its seq
+    assert [line.rsplit("clip shows: ", 1)[1] for line in lines[1:]] == [
+        "good)",
+        "scratch)",
+        "good)",
+        "spot)",
+        "good)",
+    ]
+    assert "seq=1005 verdict=error score=- latency=12 ms reason=no_foreground" in lines[5]
+
+
+def test_reference_clip_holds_only_good_parts_decoded_as_the_camera_does(tmp_path: Path) -> None:
+    clip = write_clip(tmp_path / "ref.avi", frames=3, width=160, height=120, first_seed=100, good_only=True)
+    frames = read_clip(clip)
+    assert len(frames) == 3 and all(f.shape == (120, 160, 3) and f.dtype == np.uint8 for f in frames)
+    clean = make_part(160, 120, None, seed=100).image.astype(int)
+    error = np.abs(frames[0].astype(int) - clean).mean()
+    assert 0 < error < 8  # MJPG: close to the drawn part (RGB order kept), not identical
+    with pytest.raises(RuntimeError, match="read no frame"):
+        read_clip(tmp_path / "missing.avi")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_demo_cli_offline_reaches_the_plc_with_verdicts_that_mean_something(
+    models_dir, mosquitto, tmp_path
+) -> None:
+    """`inspectd demo` as a newcomer runs it offline: random CLIPSeg/SAM, so the daemon's camera runs in
+    reference mode, and over a real broker every defective clip frame fails and every good one passes."""
+    state = tmp_path / "state"
+    (state / "seq").mkdir(parents=True)
+    (state / "seq" / "demo").write_text("501\n")  # as after an earlier demo run: seq does not start at 1
+    env = {
+        **os.environ,
+        "STATE_DIRECTORY": str(state),
+        "INSPECTD_MODELS__DIR": str(models_dir),
+        "INSPECTD_MODELS__DEVICE": "cpu",
+        "INSPECTD_MODELS__CACHE_DIR": str(tmp_path / "cache"),
+        "INSPECTD_MQTT__HOST": mosquitto.host,
+        "INSPECTD_MQTT__PORT": str(mosquitto.port),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "inspectd.cli.main", "demo", "--frames", "4", "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=850,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    assert "reference: caught 2 of 2 defective, passed 2 of 2 good" in out, out
+    assert "runs in reference mode" in out and "started a local mosquitto" not in out, out
+    verdicts = [line for line in out.splitlines() if "/demo/verdict:" in line]
+    assert [line.split("seq=")[1].split()[0] for line in verdicts] == ["501", "502", "503", "504"], out
+    for line in verdicts:
+        shows = line.rsplit("clip shows: ", 1)[1].rstrip(")")
+        assert ("verdict=pass" if shows == "good" else "verdict=fail") in line, line
+    bank = json.loads((tmp_path / "out" / "reference-bank-clip" / "meta.json").read_text())
+    assert bank["images"] == 4 and "reference-clip.avi" in bank["sources"][0]

@@ -64,27 +64,61 @@ def make_part(width: int = 640, height: int = 480, defect: str | None = None, se
     return Sample(name, image, obj > 0, defect_mask > 0)
 
 
+KINDS: tuple[str | None, ...] = (None, "scratch", None, "spot")
+"""The defect of generated part ``i`` (sample file or clip frame) is ``KINDS[i % 4]``; None is a good part."""
+
+
+def part_kind(index: int) -> str:
+    """What generated part ``index`` (0-based) shows: 'good', 'scratch' or 'spot'."""
+    return KINDS[index % len(KINDS)] or "good"
+
+
 def write_samples(folder: Path, count: int = 6, width: int = 640, height: int = 480) -> list[Path]:
     """Write a mix of good and defective parts as PNG files; returns their paths."""
     folder.mkdir(parents=True, exist_ok=True)
-    kinds = [None, "scratch", None, "spot"]
     paths = []
     for i in range(count):
-        s = make_part(width, height, kinds[i % len(kinds)], seed=i)
+        s = make_part(width, height, KINDS[i % len(KINDS)], seed=i)
         path = folder / f"{s.name}.png"
         cv2.imwrite(str(path), s.image[..., ::-1])
         paths.append(path)
     return paths
 
 
-def write_clip(path: Path, frames: int = 12, width: int = 640, height: int = 480, fps: float = 5.0) -> Path:
-    """Write a short MJPG video of parts passing the camera, for the file source demo and tests."""
+def write_clip(
+    path: Path,
+    frames: int = 12,
+    width: int = 640,
+    height: int = 480,
+    fps: float = 5.0,
+    first_seed: int = 0,
+    good_only: bool = False,
+) -> Path:
+    """Write a short MJPG video of parts passing the camera, for the file source demo and tests: frame ``i``
+    is part ``first_seed + i``, defective as :data:`KINDS` says unless ``good_only``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
     if not writer.isOpened():
         raise RuntimeError(f"OpenCV cannot write MJPG video to {path}")
-    kinds = [None, "scratch", None, "spot"]
     for i in range(frames):
-        writer.write(make_part(width, height, kinds[i % len(kinds)], seed=i).image[..., ::-1])
+        kind = None if good_only else KINDS[i % len(KINDS)]
+        writer.write(make_part(width, height, kind, seed=first_seed + i).image[..., ::-1])
     writer.release()
     return path
+
+
+def read_clip(path: Path) -> list[np.ndarray]:
+    """Every frame of a video file as RGB, decoded by OpenCV as the file source decodes it."""
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            frames.append(frame[..., ::-1].copy())
+    finally:
+        capture.release()
+    if not frames:
+        raise RuntimeError(f"OpenCV read no frame from {path}")
+    return frames

@@ -4,7 +4,9 @@
 3. builds a reference bank from other generated good parts and inspects the same samples in reference mode,
 prints a summary line per mode and writes both heatmaps side by side per sample; 4. runs the daemon on the
 clip through the OpenCV file source, publishing to MQTT (a local Mosquitto is started when none answers on
-localhost:1883), and prints the verdicts as the PLC receives them.
+localhost:1883), and prints the verdicts as the PLC receives them, each beside the part that clip frame shows.
+Where CLIPSeg/SAM are random-weight stand-ins (offline), the daemon's camera runs in reference mode with the bank
+of step 3, so the path to the PLC shows a detector that detects.
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "demo",
         parents=[common],
         help="the main job on embedded defaults (no camera, no config)",
-        description="Write generated sample parts and a clip, inspect the parts, then run the "
-        "daemon on the clip publishing verdicts to MQTT (starts a local mosquitto if none answers "
-        "on localhost:1883) and print them as the PLC sees them.",
+        description="Write generated sample parts and a clip; inspect the parts zero-shot and in reference "
+        "mode (a bank from other generated good parts) and print how many defects each caught; then run the "
+        "daemon on the clip publishing verdicts to MQTT (starts a local mosquitto if none answers on "
+        "localhost:1883) and print them as the PLC sees them, beside what each frame shows. Offline (random "
+        "CLIPSeg/SAM) the daemon's camera runs in reference mode, so its verdicts mean something.",
     )
     p.add_argument("--out", default="demo-out", metavar="DIR", help="output folder (default: %(default)s)")
     p.add_argument(
@@ -64,12 +68,25 @@ def cmd_samples(args: argparse.Namespace) -> int:
     return EX_OK
 
 
-def demo_settings(base: Settings, clip: Path, host: str, port: int, mqtt: bool, spool: Path) -> Settings:
-    """The embedded defaults: one camera reading the clip, MQTT on the given broker, metrics off."""
+def demo_settings(
+    base: Settings,
+    clip: Path,
+    host: str,
+    port: int,
+    mqtt: bool,
+    spool: Path,
+    reference_dir: Path | None = None,
+) -> Settings:
+    """The embedded defaults: one camera reading the clip (zero-shot, or reference mode against
+    ``reference_dir`` when given), MQTT on the given broker, metrics off."""
     data = base.model_dump(mode="json", exclude_none=True)
-    data["cameras"] = {
-        "demo": {"source": {"kind": "opencv", "uri": str(clip), "live": False}, "object": "metal washer"}
+    camera: dict[str, Any] = {
+        "source": {"kind": "opencv", "uri": str(clip), "live": False},
+        "object": "metal washer",
     }
+    if reference_dir is not None:
+        camera.update({"mode": "reference", "reference_dir": str(reference_dir)})
+    data["cameras"] = {"demo": camera}
     data["mqtt"].update(
         {"enabled": mqtt, "host": host, "port": port, "prefix": "inspectd-demo", "spool_dir": str(spool)}
     )
@@ -154,6 +171,28 @@ def demo_reference(settings: Settings, store: Any, out: Path) -> Settings:
     return load_settings(None, **data)
 
 
+def camera_bank(settings: Settings, store: Any, out: Path) -> Path:
+    """A bank for the daemon's camera from good parts as that camera sees them: frames of a clip written and
+    decoded like the demo clip, so the bank knows the codec's artefacts (a bank of clean PNGs scores MJPG
+    frames of good parts near the threshold). Returns the bank's folder."""
+    from inspectd.bench.samples import read_clip, write_clip
+    from inspectd.pipeline.inspector import Inspector
+
+    clip = write_clip(out / "reference-clip.avi", frames=REFERENCE_PARTS, first_seed=100, good_only=True)
+    bank = Inspector(settings, store).build_reference("demo", read_clip(clip))
+    bank.meta["sources"] = [
+        f"{clip.name} frame {i} (generated good part, seed {100 + i})" for i in range(REFERENCE_PARTS)
+    ]
+    folder = out / "reference-bank-clip"
+    bank.save(folder)
+    return folder
+
+
+def zero_shot_is_random(store: Any) -> bool:
+    """Whether any zero-shot model in ``store`` is a random-weight stand-in (written offline)."""
+    return any(v.endswith("+random") for v in store.describe().values())
+
+
 def compare_modes(settings: Settings, store: Any, out: Path, samples: list[Path]) -> int:
     """Inspect the samples in zero-shot and reference mode; a summary line per mode, heatmaps side by side."""
     from inspectd.cli.inspect import inspect_files
@@ -180,7 +219,7 @@ def compare_modes(settings: Settings, store: Any, out: Path, samples: list[Path]
     print("summary:")
     for mode, folder in folders.items():
         print("  " + mode_summary(mode, _records(folder, names)))
-    if any(v.endswith("+random") for v in store.describe().values()):
+    if zero_shot_is_random(store):
         print(
             "  (zero-shot ran on random-weight models: its verdicts mean nothing until `inspectd models pull`)"
         )
@@ -189,17 +228,31 @@ def compare_modes(settings: Settings, store: Any, out: Path, samples: list[Path]
     return status
 
 
-def _print_verdict(msg: Received) -> None:
-    """What a PLC sees, one line per message."""
-    if msg.topic.endswith("/status"):
-        print(f"  [mqtt] {msg.topic} = {msg.payload.decode()}")
-        return
-    v = json.loads(msg.payload)
-    score = f"{v['score']:.3f}" if v.get("score") is not None else "-"
-    print(
-        f"  [mqtt] {msg.topic}: seq={v['seq']} verdict={v['verdict']} score={score} "
-        f"latency={v['latency_ms']:.0f} ms{' reason=' + v['reason'] if v.get('reason') else ''}"
-    )
+class VerdictPrinter:
+    """What a PLC sees, one line per message, with the part the clip frame shows beside each verdict.
+
+    Sequence numbers continue across runs (a second demo starts where the first stopped) and verdicts of one
+    camera arrive in order, so the first verdict's seq is clip frame 0.
+    """
+
+    def __init__(self) -> None:
+        self.first_seq: int | None = None
+
+    def __call__(self, msg: Received) -> None:
+        from inspectd.bench.samples import part_kind
+
+        if msg.topic.endswith("/status"):
+            print(f"  [mqtt] {msg.topic} = {msg.payload.decode()}")
+            return
+        v = json.loads(msg.payload)
+        if self.first_seq is None:
+            self.first_seq = int(v["seq"])
+        score = f"{v['score']:.3f}" if v.get("score") is not None else "-"
+        print(
+            f"  [mqtt] {msg.topic}: seq={v['seq']} verdict={v['verdict']} score={score} "
+            f"latency={v['latency_ms']:.0f} ms{' reason=' + v['reason'] if v.get('reason') else ''}"
+            f"  (clip shows: {part_kind(int(v['seq']) - self.first_seq)})"
+        )
 
 
 def run_demo(base: Settings, out: Path, frames: int = 8) -> int:
@@ -219,6 +272,14 @@ def run_demo(base: Settings, out: Path, frames: int = 8) -> int:
     status = compare_modes(settings, store, out, samples)
 
     print("== 3/3 daemon: the clip through the OpenCV file source -> MQTT")
+    bank = None
+    if zero_shot_is_random(store):
+        bank = camera_bank(settings, store, out)
+        print(
+            "   CLIPSeg/SAM are random-weight stand-ins here, so the daemon's camera runs in reference mode,"
+            f" with a bank of {REFERENCE_PARTS} good parts as this camera sees them (MJPG frames, {bank});"
+            " with real weights it runs zero-shot"
+        )
     broker = None
     host, port, use_mqtt = base.mqtt.host, base.mqtt.port, True
     if not broker_reachable(host, port):
@@ -235,13 +296,13 @@ def run_demo(base: Settings, out: Path, frames: int = 8) -> int:
                 " verdicts go to the log only",
                 file=sys.stderr,
             )
-    settings = demo_settings(base, clip, host, port, use_mqtt, out / "spool")
+    settings = demo_settings(base, clip, host, port, use_mqtt, out / "spool", reference_dir=bank)
     watcher = None
     try:
         if use_mqtt:
             prefix = settings.mqtt.prefix
             watcher = Subscriber(
-                host, port, [f"{prefix}/+/verdict", f"{prefix}/status"], on_message=_print_verdict
+                host, port, [f"{prefix}/+/verdict", f"{prefix}/status"], on_message=VerdictPrinter()
             )
         daemon_status = run_daemon(settings, until_sources_end=True, daemon=Daemon(settings, store=store))
     finally:
