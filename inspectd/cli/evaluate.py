@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from inspectd.cli.common import settings_from_args
-from inspectd.errors import ConfigError, ImageError
+from inspectd.cli.common import EX_FAILURES, EX_OK, EX_USAGE, configure_logging, settings_from_args
+from inspectd.errors import ConfigError, ImageError, InspectdError
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser | None = None) -> None:
@@ -69,6 +69,36 @@ def register(subparsers: Any, common: argparse.ArgumentParser | None = None) -> 
         "or <state dir>/reference/CAMERA)",
     )
     p.set_defaults(func=cmd_reference_add)
+    p = rsub.add_parser(
+        "grab",
+        parents=parents,
+        help="save frames of good parts from CAMERA's own source, for `reference add`",
+        description="Open CAMERA's configured source (as the daemon does: same decoding, resolution and "
+        "compression) and save COUNT frames as lossless PNG files in DIR. Put good parts in front of the "
+        "camera while it runs, look through the files, delete any showing a defect, then run "
+        "`inspectd reference add CAMERA DIR`. A bank built from the camera's own frames learns its artefacts "
+        "(compression, noise) as normal; images taken another way score good parts higher. Stop the daemon "
+        "first if the camera allows one reader only (USB, a ZeroMQ bind).",
+    )
+    p.add_argument("camera", metavar="CAMERA")
+    p.add_argument("out", metavar="DIR", help="folder for the frames (created if missing)")
+    p.add_argument("--count", type=int, default=16, help="frames to save (default: %(default)s)")
+    p.add_argument(
+        "--every",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="at least this long between saved frames, so each shows another part "
+        "(default: 1 for a live camera, 0 for a video file or folder)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="give up when no frame comes for this long (default: %(default)s)",
+    )
+    p.set_defaults(func=cmd_reference_grab)
     p = rsub.add_parser("show", parents=parents, help="describe CAMERA's memory bank")
     p.add_argument("camera", metavar="CAMERA")
     p.set_defaults(func=cmd_reference_show)
@@ -187,6 +217,48 @@ def cmd_reference_add(args: argparse.Namespace) -> int:
     elif not args.config:
         print(f'set cameras.{args.camera}.reference_dir = "{folder}" and mode = "reference" in the config')
     return 0
+
+
+def cmd_reference_grab(args: argparse.Namespace) -> int:
+    """Save frames from a camera's own source as PNG files, for a bank that knows the camera's artefacts."""
+    import cv2
+
+    from inspectd.sources.grab import grab_frames
+    from inspectd.sources.runner import make_source
+
+    if args.count < 1:
+        print("inspectd reference grab: --count must be at least 1", file=sys.stderr)
+        return EX_USAGE
+    settings = settings_from_args(args)
+    configure_logging(settings, args.verbose)
+    source = make_source(args.camera, settings.camera(args.camera), settings.pipeline.max_image_pixels)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    source.open()
+    try:
+        every = args.every if args.every is not None else (1.0 if source.live else 0.0)
+        print(f"camera {args.camera}: taking {args.count} frames from {source.describe()}, {every:g} s apart")
+        saved = []
+        for frame in grab_frames(source, args.count, every, args.timeout):
+            path = out / f"{args.camera}-{frame.seq:06d}.png"
+            if not cv2.imwrite(str(path), frame.image[..., ::-1]):
+                raise InspectdError(
+                    f"cannot write {path}: check the folder is writable and the disk not full"
+                )
+            saved.append(path)
+            print(f"  {len(saved)}/{args.count} {path}", flush=True)
+    finally:
+        source.close()
+    if not saved:
+        print(f"inspectd: camera {args.camera}: the source ended before any frame came", file=sys.stderr)
+        return EX_FAILURES
+    if len(saved) < args.count:
+        print(f"the source ended after {len(saved)} of {args.count} frames")
+    print(
+        f"saved {len(saved)} frames in {out}; delete any that shows a defect, then: "
+        f"inspectd reference add {args.camera} {out}" + (f" --config {args.config}" if args.config else "")
+    )
+    return EX_OK
 
 
 def cmd_reference_show(args: argparse.Namespace) -> int:
