@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from inspectd.bench.samples import make_part, read_clip, write_clip
+from inspectd.bench.samples import KINDS, make_part, read_clip, write_clip
 from inspectd.bench.subscriber import Received
 from inspectd.cli.demo import REFERENCE_CAMERA, VerdictPrinter, compare_modes, mode_summary, side_by_side
 
@@ -79,8 +79,9 @@ def _message(topic: str, payload: dict | str) -> Received:
 
 
 def test_verdict_lines_name_the_part_each_clip_frame_shows(capsys) -> None:
-    show = VerdictPrinter()
+    show = VerdictPrinter(first_seq=1001, frames=5)  # seq continues across runs: clip frame 0 is seq 1001
     show(_message("p/status", "online"))
+    show(_message("p/demo/verdict", {"seq": 998, "verdict": "pass", "score": 0.1, "latency_ms": 3.0}))
     for seq, verdict in [(1001, "pass"), (1002, "fail"), (1003, "pass"), (1004, "fail"), (1005, "error")]:
         reason = "no_foreground" if verdict == "error" else None
         score = None if verdict == "error" else 0.5
@@ -92,24 +93,24 @@ def test_verdict_lines_name_the_part_each_clip_frame_shows(capsys) -> None:
         )
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].strip() == "[mqtt] p/status = online"
-    # sequence numbers continue across runs: the first verdict is the clip's frame 0, whatever its seq
-    assert [line.rsplit("clip shows: ", 1)[1] for line in lines[1:]] == [
-        "good)",
-        "scratch)",
-        "good)",
-        "spot)",
-        "good)",
-    ]
-    assert "seq=1005 verdict=error score=- latency=12 ms reason=no_foreground" in lines[5]
+    assert lines[1].endswith("(an earlier run's, from the spool)")
+    shows = [line.rsplit("clip shows: ", 1)[1] for line in lines[2:]]
+    assert shows == ["good)", "scratch)", "good)", "spot)", "good)"]
+    assert "seq=1005 verdict=error score=- latency=12 ms reason=no_foreground" in lines[6]
 
 
 def test_reference_clip_holds_only_good_parts_decoded_as_the_camera_does(tmp_path: Path) -> None:
-    clip = write_clip(tmp_path / "ref.avi", frames=3, width=160, height=120, first_seed=100, good_only=True)
+    w, h = 320, 240
+    clip = write_clip(tmp_path / "ref.avi", frames=4, width=w, height=h, first_seed=100, good_only=True)
     frames = read_clip(clip)
-    assert len(frames) == 3 and all(f.shape == (120, 160, 3) and f.dtype == np.uint8 for f in frames)
-    clean = make_part(160, 120, None, seed=100).image.astype(int)
-    error = np.abs(frames[0].astype(int) - clean).mean()
-    assert 0 < error < 8  # MJPG: close to the drawn part (RGB order kept), not identical
+    assert len(frames) == 4 and all(f.shape == (h, w, 3) and f.dtype == np.uint8 for f in frames)
+    for i in (1, 3):  # the frames a mixed clip gives a scratch and a spot hold good parts here
+        good = make_part(w, h, None, seed=100 + i)
+        bad = make_part(w, h, KINDS[i], seed=100 + i)
+        where = bad.defect_mask
+        to_good = np.abs(frames[i][where].astype(int) - good.image[where]).mean()
+        to_bad = np.abs(frames[i][where].astype(int) - bad.image[where]).mean()
+        assert to_good < 10 < to_bad, (i, to_good, to_bad)  # RGB order kept, MJPG close to the drawing
     with pytest.raises(RuntimeError, match="read no frame"):
         read_clip(tmp_path / "missing.avi")
 

@@ -11,9 +11,11 @@ from inspectd.sources.sequence import SequenceFile
 def test_numbers_increase_across_restarts_and_skip_unused_reservations(tmp_path) -> None:
     path = tmp_path / "seq" / "cam"
     first = SequenceFile(path, block=10)
+    assert first.upcoming == 1
     assert [first() for _ in range(3)] == [1, 2, 3]
-    assert path.read_text().strip() == "11"
+    assert first.upcoming == 4 and path.read_text().strip() == "11"
     again = SequenceFile(path, block=10)
+    assert again.upcoming == 11  # what the next run's first frame gets, known before it starts
     assert again() == 11, "a restart continues after the reserved block, never below it"
     assert [again() for _ in range(10)][-1] == 21 and path.read_text().strip() == "31"
 

@@ -188,9 +188,9 @@ def camera_bank(settings: Settings, store: Any, out: Path) -> Path:
     return folder
 
 
-def zero_shot_is_random(store: Any) -> bool:
-    """Whether any zero-shot model in ``store`` is a random-weight stand-in (written offline)."""
-    return any(v.endswith("+random") for v in store.describe().values())
+def random_models(store: Any) -> list[str]:
+    """The loaded models in ``store`` that are random-weight stand-ins (written offline), by name."""
+    return [name for name, v in store.describe().items() if v.endswith("+random")]
 
 
 def compare_modes(settings: Settings, store: Any, out: Path, samples: list[Path]) -> int:
@@ -219,7 +219,7 @@ def compare_modes(settings: Settings, store: Any, out: Path, samples: list[Path]
     print("summary:")
     for mode, folder in folders.items():
         print("  " + mode_summary(mode, _records(folder, names)))
-    if zero_shot_is_random(store):
+    if random_models(store):
         print(
             "  (zero-shot ran on random-weight models: its verdicts mean nothing until `inspectd models pull`)"
         )
@@ -231,27 +231,34 @@ def compare_modes(settings: Settings, store: Any, out: Path, samples: list[Path]
 class VerdictPrinter:
     """What a PLC sees, one line per message, with the part the clip frame shows beside each verdict.
 
-    Sequence numbers continue across runs (a second demo starts where the first stopped) and verdicts of one
-    camera arrive in order, so the first verdict's seq is clip frame 0.
+    Clip frame ``i`` gets seq ``first_seq + i`` (seq continues across runs, so a second demo does not start at
+    1); verdicts below ``first_seq`` are an earlier run's, delivered now from the spool.
     """
 
-    def __init__(self) -> None:
-        self.first_seq: int | None = None
+    def __init__(self, first_seq: int, frames: int) -> None:
+        self.first_seq = first_seq
+        self.frames = frames
 
-    def __call__(self, msg: Received) -> None:
+    def shows(self, seq: int) -> str:
+        """What the clip frame with this seq shows, as a note for the line."""
         from inspectd.bench.samples import part_kind
 
+        if seq < self.first_seq:
+            return "  (an earlier run's, from the spool)"
+        if seq - self.first_seq >= self.frames:
+            return ""
+        return f"  (clip shows: {part_kind(seq - self.first_seq)})"
+
+    def __call__(self, msg: Received) -> None:
         if msg.topic.endswith("/status"):
             print(f"  [mqtt] {msg.topic} = {msg.payload.decode()}")
             return
         v = json.loads(msg.payload)
-        if self.first_seq is None:
-            self.first_seq = int(v["seq"])
         score = f"{v['score']:.3f}" if v.get("score") is not None else "-"
         print(
             f"  [mqtt] {msg.topic}: seq={v['seq']} verdict={v['verdict']} score={score} "
             f"latency={v['latency_ms']:.0f} ms{' reason=' + v['reason'] if v.get('reason') else ''}"
-            f"  (clip shows: {part_kind(int(v['seq']) - self.first_seq)})"
+            + self.shows(int(v["seq"]))
         )
 
 
@@ -262,6 +269,7 @@ def run_demo(base: Settings, out: Path, frames: int = 8) -> int:
     from inspectd.bench.subscriber import Subscriber
     from inspectd.models.store import ModelStore
     from inspectd.service.daemon import Daemon, run_daemon
+    from inspectd.sources.sequence import SequenceFile, camera_sequence_path
 
     out.mkdir(parents=True, exist_ok=True)
     samples = write_samples(out / "samples", count=frames)
@@ -273,10 +281,11 @@ def run_demo(base: Settings, out: Path, frames: int = 8) -> int:
 
     print("== 3/3 daemon: the clip through the OpenCV file source -> MQTT")
     bank = None
-    if zero_shot_is_random(store):
+    if random_models(store):
         bank = camera_bank(settings, store, out)
         print(
-            "   CLIPSeg/SAM are random-weight stand-ins here, so the daemon's camera runs in reference mode,"
+            f"   {', '.join(random_models(store))}: random-weight stand-ins here, so the daemon's camera runs in"
+            " reference mode,"
             f" with a bank of {REFERENCE_PARTS} good parts as this camera sees them (MJPG frames, {bank});"
             " with real weights it runs zero-shot"
         )
@@ -302,7 +311,10 @@ def run_demo(base: Settings, out: Path, frames: int = 8) -> int:
         if use_mqtt:
             prefix = settings.mqtt.prefix
             watcher = Subscriber(
-                host, port, [f"{prefix}/+/verdict", f"{prefix}/status"], on_message=VerdictPrinter()
+                host,
+                port,
+                [f"{prefix}/+/verdict", f"{prefix}/status"],
+                on_message=VerdictPrinter(SequenceFile(camera_sequence_path("demo")).upcoming, frames),
             )
         daemon_status = run_daemon(settings, until_sources_end=True, daemon=Daemon(settings, store=store))
     finally:

@@ -221,32 +221,58 @@ def cmd_reference_add(args: argparse.Namespace) -> int:
 
 def cmd_reference_grab(args: argparse.Namespace) -> int:
     """Save frames from a camera's own source as PNG files, for a bank that knows the camera's artefacts."""
+    import shlex
+    import time
+
     import cv2
 
+    from inspectd.errors import SourceError
     from inspectd.sources.grab import grab_frames
     from inspectd.sources.runner import make_source
 
-    if args.count < 1:
-        print("inspectd reference grab: --count must be at least 1", file=sys.stderr)
+    checks = [
+        (args.count < 1, "--count must be at least 1"),
+        (args.timeout <= 0, "--timeout must be above 0"),
+        (args.every is not None and args.every < 0, "--every must be 0 or more"),
+    ]
+    problems = [message for bad, message in checks if bad]
+    if problems:
+        print(f"inspectd reference grab: {'; '.join(problems)}", file=sys.stderr)
         return EX_USAGE
     settings = settings_from_args(args)
     configure_logging(settings, args.verbose)
-    source = make_source(args.camera, settings.camera(args.camera), settings.pipeline.max_image_pixels)
+    cam = settings.camera(args.camera)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if cam.source.kind == "folder" and out.resolve() == Path(cam.source.uri).resolve():
+        print(
+            f"inspectd reference grab: {out} is camera {args.camera}'s own folder (cameras.{args.camera}.source"
+            ".uri), so the saved frames would come back as new frames; grab into another folder",
+            file=sys.stderr,
+        )
+        return EX_USAGE
+    source = make_source(args.camera, cam, settings.pipeline.max_image_pixels)
     source.open()
+    saved: list[Path] = []
     try:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InspectdError(
+                f"cannot create {out}: {exc.strerror or exc}; choose a folder you can write"
+            ) from exc
         every = args.every if args.every is not None else (1.0 if source.live else 0.0)
+        stamp = time.strftime("%Y%m%d-%H%M%S")  # seq restarts at 1 per grab: a second grab must not overwrite
         print(f"camera {args.camera}: taking {args.count} frames from {source.describe()}, {every:g} s apart")
-        saved = []
         for frame in grab_frames(source, args.count, every, args.timeout):
-            path = out / f"{args.camera}-{frame.seq:06d}.png"
-            if not cv2.imwrite(str(path), frame.image[..., ::-1]):
-                raise InspectdError(
-                    f"cannot write {path}: check the folder is writable and the disk not full"
-                )
+            path = out / f"{args.camera}-{stamp}-{len(saved) + 1:03d}.png"
+            if path.exists() or not cv2.imwrite(str(path), frame.image[..., ::-1]):
+                raise InspectdError(f"cannot write {path}: it exists, or the folder is not writable or full")
             saved.append(path)
             print(f"  {len(saved)}/{args.count} {path}", flush=True)
+    except SourceError as exc:
+        print(f"inspectd: {exc}", file=sys.stderr)
+        print(f"saved {len(saved)} of {args.count} frames in {out} before that", file=sys.stderr)
+        return EX_FAILURES
     finally:
         source.close()
     if not saved:
@@ -254,9 +280,10 @@ def cmd_reference_grab(args: argparse.Namespace) -> int:
         return EX_FAILURES
     if len(saved) < args.count:
         print(f"the source ended after {len(saved)} of {args.count} frames")
+    config = f" --config {shlex.quote(args.config)}" if args.config else ""
     print(
         f"saved {len(saved)} frames in {out}; delete any that shows a defect, then: "
-        f"inspectd reference add {args.camera} {out}" + (f" --config {args.config}" if args.config else "")
+        f"inspectd reference add {shlex.quote(args.camera)} {shlex.quote(str(out))}{config}"
     )
     return EX_OK
 

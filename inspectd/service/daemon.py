@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inspectd.config import Settings, default_state_dir, load_settings
+from inspectd.config import Settings, load_settings
 from inspectd.errors import ConfigError, ErrorReason
 from inspectd.frame import Frame
 from inspectd.imaging.codec import encode_image
@@ -29,7 +29,7 @@ from inspectd.serving.client import TritonStore, make_store
 from inspectd.sinks.mqtt import MqttSink
 from inspectd.sources.base import FrameSource
 from inspectd.sources.runner import make_source, no_frame, run_source
-from inspectd.sources.sequence import SequenceFile
+from inspectd.sources.sequence import SequenceFile, camera_sequence_path
 from inspectd.sources.triggers import Trigger, TriggerQueue, trigger_from_payload, unanswered
 
 log = get_logger("daemon")
@@ -210,7 +210,7 @@ class Daemon:
         self.metrics_port = self.metrics.serve(self.settings.metrics)
         for name, cam in self.settings.cameras.items():
             source = make_source(name, cam, self.settings.pipeline.max_image_pixels)
-            source.use_sequence(SequenceFile(default_state_dir() / "seq" / name))
+            source.use_sequence(SequenceFile(camera_sequence_path(name)))
             self.sources[name] = source
         self.scheduler.start()
         if self.console is not None:

@@ -7,7 +7,10 @@ from collections.abc import Callable, Iterator
 
 from inspectd.errors import SourceError
 from inspectd.frame import Frame
+from inspectd.logs import get_logger
 from inspectd.sources.base import EndOfStream, FrameSource
+
+log = get_logger("source.grab")
 
 
 def grab_frames(
@@ -18,12 +21,13 @@ def grab_frames(
     clock: Callable[[], float] = time.monotonic,
 ) -> Iterator[Frame]:
     """Up to ``count`` frames from an opened ``source``, each at least ``every_s`` after the previous one kept
-    (a live camera shows one part for many frames), ending early when a finite source ends.
+    (a live camera shows one part for many frames), ending early when a finite source ends. A frame the source
+    could not decode is logged and not counted.
 
     Raises SourceError when no frame comes for ``timeout_s`` seconds, naming the camera.
     """
-    if count < 1:
-        raise ValueError(f"count must be >= 1, got {count}")
+    if count < 1 or timeout_s <= 0 or every_s < 0:
+        raise ValueError(f"need count >= 1, timeout_s > 0, every_s >= 0; got {count}, {timeout_s}, {every_s}")
     kept, last_kept, waited_since = 0, None, clock()
     while kept < count:
         try:
@@ -39,6 +43,9 @@ def grab_frames(
                 )
             continue
         waited_since = now
+        if frame.image is None:
+            log.warning("grab_frame_unusable", camera=source.camera, seq=frame.seq, error=frame.error)
+            continue
         if last_kept is not None and now - last_kept < every_s:
             continue
         last_kept = now

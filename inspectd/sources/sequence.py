@@ -12,11 +12,17 @@ import time
 from pathlib import Path
 
 from inspectd.atomicfile import write_atomic
+from inspectd.config import default_state_dir
 from inspectd.logs import get_logger
 
 BLOCK = 1000
 
 log = get_logger("sequence")
+
+
+def camera_sequence_path(camera: str) -> Path:
+    """Where the daemon keeps ``camera``'s sequence: ``<state dir>/seq/<camera>``."""
+    return default_state_dir() / "seq" / camera
 
 
 class SequenceFile:
@@ -39,6 +45,12 @@ class SequenceFile:
         if not text.isdigit() or int(text) < 1:
             return self._fallback(f"holds {text[:40]!r}, not a positive integer")
         return int(text)
+
+    @property
+    def upcoming(self) -> int:
+        """The number the next frame gets (a fresh file: 1; after a run: where that run's reservation ended)."""
+        with self._lock:
+            return self._next
 
     def _fallback(self, why: str) -> int:
         """A start above any count a line reaches, when the file is unusable: milliseconds since 1970."""
