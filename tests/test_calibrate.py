@@ -135,7 +135,8 @@ def test_reference_add_builds_bank_and_records_it_in_config(tmp_path, capsys):
     assert bank.meta["images"] == 3 and bank.meta["foreground"] == "full"
     assert bank.features.shape[1] == 40 + 112 + 320  # Lite0 stages 2, 4 and 6
     assert load_settings(config).camera("cam1").reference_dir == bank_dir
-    assert "reference_dir None ->" in capsys.readouterr().out
+    added = capsys.readouterr().out
+    assert "reference_dir None ->" in added and "takes the new bank on reload" in added
     show = _parser().parse_args(["reference", "show", "cam1", "--config", str(config)])
     assert show.func(show) == 0
     shown = capsys.readouterr().out

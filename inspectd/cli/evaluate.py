@@ -216,6 +216,13 @@ def cmd_reference_add(args: argparse.Namespace) -> int:
         print(f"{args.config}: cameras.{args.camera}.reference_dir {before['reference_dir']} -> {folder}")
     elif not args.config:
         print(f'set cameras.{args.camera}.reference_dir = "{folder}" and mode = "reference" in the config')
+    if args.config and settings.camera(args.camera).mode == "zero-shot":
+        print(
+            f'cameras.{args.camera}.mode is "zero-shot", which does not use the bank: set it to "reference" or '
+            f'"combined" in {args.config}, then reload the daemon (systemctl reload inspectd)'
+        )
+    elif args.config:
+        print("a running daemon takes the new bank on reload (systemctl reload inspectd)")
     return 0
 
 
