@@ -303,13 +303,16 @@ def test_slow_and_many_clients_cannot_grow_memory_or_stop_inspection(console_lin
         def flood() -> None:
             image = np.zeros((192, 256, 3), np.uint8)
             while not stop.is_set():
-                frame = Frame(camera="cam", seq=1000 + flooded[0], image=image)
-                console.offer(
-                    InspectionResult(Verdict.error(frame, "overloaded", "flood"), image, None, None)
-                )
-                flooded[0] += 1
-                deepest[0] = max(deepest[0], console.renderer.pending())
-                time.sleep(0.001)
+                # bursts longer than the queue, microseconds apart: more than any renderer can take, however
+                # fast this machine renders (one offer per millisecond was sometimes rendered as it came)
+                for _ in range(console.cfg.render_queue + 3):
+                    frame = Frame(camera="cam", seq=1000 + flooded[0], image=image)
+                    console.offer(
+                        InspectionResult(Verdict.error(frame, "overloaded", "flood"), image, None, None)
+                    )
+                    flooded[0] += 1
+                    deepest[0] = max(deepest[0], console.renderer.pending())
+                time.sleep(0.005)
 
         t = threading.Thread(target=flood, daemon=True)
         t.start()
