@@ -263,3 +263,15 @@ def test_bench_refuses_foreground_with_scale_out(tmp_path, capsys):
     code = main(["bench", "--daemons", "2", "--foreground", "full", "--bench-dir", str(tmp_path)])
     assert code == 78
     assert "--foreground applies to the one-daemon bench" in capsys.readouterr().err
+
+
+def test_free_ports_are_distinct_bindable_and_below_the_ephemeral_range() -> None:
+    import socket
+
+    from inspectd.bench.broker import _ephemeral_low, free_port
+
+    ports = [free_port() for _ in range(50)]
+    assert len(set(ports)) == 50
+    assert all(10000 <= p < _ephemeral_low() for p in ports)  # no outgoing connection can hold one meanwhile
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", ports[0]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import random
 import shutil
 import socket
 import subprocess
@@ -22,11 +23,38 @@ def find_mosquitto() -> str | None:
     )
 
 
+_handed_out: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    """The lowest port the kernel gives outgoing connections (Linux: ip_local_port_range)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nothing uses right now, for a broker or camera socket bound a moment later.
+
+    Chosen below the kernel's ephemeral range: a port from ``bind(0)`` is an ephemeral one, which any
+    outgoing connection made before the bind (an MQTT client, say) can take as its local port. Never the same
+    port twice in one process.
+    """
+    rng = random.SystemRandom()
+    high = min(_ephemeral_low(), 65536)
+    for _ in range(200):
+        port = rng.randrange(10000, high) if high > 10000 else rng.randrange(1024, 65536)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise InspectdError("no free TCP port on 127.0.0.1 after 200 tries")
 
 
 def broker_reachable(host: str, port: int, timeout: float = 0.5) -> bool:
