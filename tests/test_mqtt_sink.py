@@ -263,12 +263,36 @@ def test_publishing_never_waits_for_a_broker_that_stopped_answering(mosquitto: B
         threading.Thread(target=publish, daemon=True).start()
         assert published.wait(30), "publish_verdict waited for a broker that does not answer"
         assert sink.spool_depth == 20  # on disk until the broker acknowledges them
+        _wait(lambda: sink._inflight)  # handed over, never acknowledged
+        assert sink.delivering(time.monotonic() + 1000, 60), "a frozen broker is not our fault to restart for"
     finally:
         mosquitto.proc.send_signal(signal.SIGCONT)
     sub.wait_for("plant/cam1/verdict", 20, timeout=15)
     assert sorted(_seqs(sub, "plant/cam1/verdict")) == list(range(1, 21))
     sink.stop(1.0)
     sub.close()
+
+
+def test_a_sender_that_stops_handing_verdicts_over_is_reported_for_the_watchdog(
+    mosquitto: Broker, tmp_path, logs
+) -> None:
+    """Connected, nothing in flight, verdicts waiting and none handed over for the stall time: the daemon's
+    watchdog must stop being fed (a restart resends the spool)."""
+    sink = MqttSink(_cfg(mosquitto, tmp_path), ["cam1"], lambda c, p: None)
+    sink.start()
+    _wait(lambda: sink.connected)
+    sink.publish_verdict(_verdict(1))
+    _wait(lambda: sink.spool_depth == 0)
+    assert sink.delivering(time.monotonic() + 1000, 60), "nothing waits"
+    sink._stop.set()  # the sender ends while the broker stays connected: what a stuck sender looks like
+    sink._sender.join(5)
+    sink.publish_verdict(_verdict(2))
+    assert sink.delivering(time.monotonic(), 60), "just spooled: not a stall yet"
+    assert not sink.delivering(time.monotonic() + 61, 60)
+    (stalled,) = logs.events("mqtt_sender_stalled")
+    assert stalled["spooled"] == 1 and stalled["level"] == "error"
+    assert not sink.delivering(time.monotonic() + 62, 60) and len(logs.events("mqtt_sender_stalled")) == 1
+    sink.stop(0.5)
 
 
 def test_verdicts_the_spool_cannot_take_wait_in_memory_for_the_broker(mosquitto_factory, tmp_path) -> None:

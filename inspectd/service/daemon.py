@@ -353,9 +353,14 @@ class Daemon:
 
     # ---- supervision ---------------------------------------------------------------------------------------
 
+    @property
+    def stall_s(self) -> float:
+        """How long without progress counts as stuck: half the systemd watchdog interval (60 s without one)."""
+        return (self.notifier.watchdog_s or 120.0) / 2
+
     def healthy(self, now: float) -> bool:
         """Progress for the watchdog: frames advance, a device step is running within its limit, or nothing waits."""
-        stall = (self.notifier.watchdog_s or 120.0) / 2
+        stall = self.stall_s
         return (
             self.scheduler.pending() == 0
             or now - self.last_progress < stall
@@ -454,7 +459,8 @@ class Daemon:
                 self.reload_event.clear()
                 self.reload()
             now = time.monotonic()
-            healthy = self.healthy(now)
+            frames_ok = self.healthy(now)
+            healthy = frames_ok and (self.sink is None or self.sink.delivering(now, self.stall_s))
             if healthy:
                 self.notifier.watchdog()
             if healthy != self._was_healthy:
@@ -466,7 +472,12 @@ class Daemon:
                         "no_progress",
                         pending=self.scheduler.pending(),
                         since_s=round(now - self.last_progress, 1),
-                        detail="frames wait but no verdict came out; the systemd watchdog will restart inspectd",
+                        detail=(
+                            "frames wait but no verdict came out"
+                            if not frames_ok
+                            else "verdicts wait in the spool but none is handed to the connected broker"
+                        )
+                        + "; the systemd watchdog will restart inspectd (the spool keeps them)",
                     )
             self.expire_triggers()
             self.notifier.status(self.status_line())

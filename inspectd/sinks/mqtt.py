@@ -71,6 +71,8 @@ class MqttSink:
         self._unspooled: deque[tuple[str, bytes]] = deque()
         self._stop = threading.Event()
         self._sender: threading.Thread | None = None
+        self._progress_at = time.monotonic()
+        self._stall_logged = False
         self._counts = {
             "published": 0,
             "spooled": 0,
@@ -125,6 +127,24 @@ class MqttSink:
         self._sender = threading.Thread(target=self._send_loop, name="mqtt-sender", daemon=True)
         self._sender.start()
 
+    def delivering(self, now: float, stall_s: float) -> bool:
+        """False when the sender is dead, or when verdicts wait while the broker is connected and has nothing
+        in flight and none was handed over for ``stall_s``: a fault of ours, which the watchdog restart clears
+        (the spool keeps the verdicts). A broker that is away or slow to acknowledge is not counted."""
+        with self._cond:
+            waiting = len(self.spool) > 0 or bool(self._unspooled)
+            idle = self._connected and not self._inflight and waiting
+            stalled = idle and now - self._progress_at > stall_s
+            dead = self._sender is not None and not self._sender.is_alive() and not self._stop.is_set()
+            if (stalled or dead) and not self._stall_logged:
+                self.log.error(
+                    "mqtt_sender_stalled", sender_alive=not dead, spooled=len(self.spool),
+                    unspooled=len(self._unspooled), last_sent=self._last_sent, draining=self._draining,
+                    since_s=round(now - self._progress_at, 1),
+                )  # fmt: skip
+            self._stall_logged = stalled or dead
+            return not (stalled or dead)
+
     @property
     def connected(self) -> bool:
         """Whether the broker connection is up now."""
@@ -162,6 +182,8 @@ class MqttSink:
             return
         with self._cond:
             self._counts["spooled"] += 1
+            if len(self.spool) == 1 and not self._unspooled:
+                self._progress_at = time.monotonic()  # the queue was empty: no wait has begun before now
             self._cond.notify_all()
 
     def publish_heatmap(self, camera: str, data: bytes) -> None:
@@ -201,7 +223,11 @@ class MqttSink:
         self.client.loop_stop()
         left = len(self.spool)
         self.spool.close()
-        self.log.info("mqtt_stopped", spool_left=left, **self.stats)
+        sender_stuck = self._sender is not None and self._sender.is_alive()  # still running after its join
+        self.log.info(
+            "mqtt_stopped", spool_left=left, inflight=len(self._inflight), last_sent=self._last_sent,
+            sender_stuck=sender_stuck, **self.stats,
+        )  # fmt: skip
 
     # -- internals --------------------------------------------------------------------------------------------
 
@@ -217,6 +243,7 @@ class MqttSink:
         if qos == 0 and info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             return False
         with self._cond:
+            self._progress_at = time.monotonic()
             if info.mid in self._early_acks:
                 self._early_acks.discard(info.mid)
                 self._acked(spool_id)
@@ -225,6 +252,7 @@ class MqttSink:
         return True
 
     def _acked(self, spool_id: int) -> None:
+        self._progress_at = time.monotonic()
         if spool_id != _NO_SPOOL:
             self.spool.ack(spool_id)
             self._counts["published"] += 1
@@ -298,6 +326,7 @@ class MqttSink:
                 self._counts["reconnects"] += 1
             self._ever_connected = True
             self._connected = True
+            self._progress_at = time.monotonic()
             self._cond.notify_all()
         self.log.info("mqtt_connected", spooled=len(self.spool), reconnects=self._counts["reconnects"])
         if self.cameras:
