@@ -5,8 +5,9 @@
 prints a summary line per mode and writes both heatmaps side by side per sample; 4. runs the daemon on the
 clip through the OpenCV file source, publishing to MQTT (a local Mosquitto is started when none answers on
 localhost:1883), and prints the verdicts as the PLC receives them, each beside the part that clip frame shows.
-Where CLIPSeg/SAM are random-weight stand-ins (offline), the daemon's camera runs in reference mode with the bank
-of step 3, so the path to the PLC shows a detector that detects.
+Where CLIPSeg/SAM are random-weight stand-ins (offline), the daemon's camera runs in reference mode, with a bank
+of other good parts decoded from an MJPG clip as the camera decodes its frames, so the path to the PLC shows a
+detector that detects.
 """
 
 from __future__ import annotations

@@ -72,6 +72,7 @@ class MqttSink:
         self._stop = threading.Event()
         self._sender: threading.Thread | None = None
         self._progress_at = time.monotonic()
+        self._idle_since: float | None = None
         self._stall_logged = False
         self._counts = {
             "published": 0,
@@ -128,13 +129,18 @@ class MqttSink:
         self._sender.start()
 
     def delivering(self, now: float, stall_s: float) -> bool:
-        """False when the sender is dead, or when verdicts wait while the broker is connected and has nothing
-        in flight and none was handed over for ``stall_s``: a fault of ours, which the watchdog restart clears
-        (the spool keeps the verdicts). A broker that is away or slow to acknowledge is not counted."""
+        """False when the sender is dead, or when verdicts have waited while the broker is connected and has
+        nothing in flight, and none was handed over, for ``stall_s`` (as seen by the calls to this, once a tick):
+        a fault of ours, which the watchdog restart clears (the spool keeps the verdicts). A broker that is away
+        or slow to acknowledge is not counted."""
         with self._cond:
             waiting = len(self.spool) > 0 or bool(self._unspooled)
             idle = self._connected and not self._inflight and waiting
-            stalled = idle and now - self._progress_at > stall_s
+            if not idle:
+                self._idle_since = None
+            elif self._idle_since is None:
+                self._idle_since = now
+            stalled = idle and now - max(self._idle_since or now, self._progress_at) > stall_s
             dead = self._sender is not None and not self._sender.is_alive() and not self._stop.is_set()
             if (stalled or dead) and not self._stall_logged:
                 self.log.error(
@@ -182,8 +188,6 @@ class MqttSink:
             return
         with self._cond:
             self._counts["spooled"] += 1
-            if len(self.spool) == 1 and not self._unspooled:
-                self._progress_at = time.monotonic()  # the queue was empty: no wait has begun before now
             self._cond.notify_all()
 
     def publish_heatmap(self, camera: str, data: bytes) -> None:
