@@ -109,12 +109,17 @@ def test_commands_are_registered():
             p.parse_args(["eval", "/data", "--out", "o", *removed])
 
 
-def test_reference_add_builds_bank_and_records_it_in_config(tmp_path, capsys):
-    good = tmp_path / "good"
-    good.mkdir()
+def _good_images(folder, count: int):
+    """``count`` flat noisy 64x64 PNGs in ``folder``: good parts for a bank with ``foreground = "full"``."""
+    folder.mkdir()
     rng = np.random.default_rng(0)
-    for i in range(3):
-        cv2.imwrite(str(good / f"{i}.png"), rng.integers(90, 110, (64, 64, 3), dtype=np.uint8))
+    for i in range(count):
+        cv2.imwrite(str(folder / f"{i}.png"), rng.integers(90, 110, (64, 64, 3), dtype=np.uint8))
+    return folder
+
+
+def test_reference_add_builds_bank_and_records_it_in_config(tmp_path, capsys):
+    good = _good_images(tmp_path / "good", 3)
     config = tmp_path / "inspectd.toml"
     config.write_text(CONFIG.replace('mode = "reference"', 'mode = "reference"\nforeground = "full"'))
     bank_dir = tmp_path / "banks" / "cam1"
@@ -141,6 +146,18 @@ def test_reference_add_builds_bank_and_records_it_in_config(tmp_path, capsys):
     assert show.func(show) == 0
     shown = capsys.readouterr().out
     assert "472 features" in shown and "min_side: 320" in shown
+
+
+def test_reference_add_says_when_the_camera_would_not_use_its_bank(tmp_path, capsys):
+    good = _good_images(tmp_path / "good", 2)
+    config = tmp_path / "inspectd.toml"
+    config.write_text('[cameras.line1]\nforeground = "full"\n')  # mode left at its default, zero-shot
+    args = _parser().parse_args(
+        ["reference", "add", "line1", str(good), "--dir", str(tmp_path / "bank"), "--config", str(config)]
+    )
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert 'cameras.line1.mode is "zero-shot", which does not use the bank' in out
 
 
 @pytest.mark.slow

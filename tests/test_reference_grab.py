@@ -145,21 +145,3 @@ def test_cli_will_not_write_where_it_cannot_or_should_not(tmp_path: Path) -> Non
     config = _config(tmp_path, tmp_path / "watched", kind="folder")
     own = _cli(["line1", str(tmp_path / "watched"), "--config", str(config)])
     assert own.returncode == 2 and "own folder (cameras.line1.source.uri)" in own.stderr
-
-
-def test_add_says_when_the_camera_would_not_use_its_bank(tmp_path: Path, capsys) -> None:
-    from inspectd.cli.main import build_parser
-
-    good = tmp_path / "good"
-    good.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(2):
-        cv2.imwrite(str(good / f"{i}.png"), rng.integers(90, 110, (64, 64, 3), dtype=np.uint8))
-    config = tmp_path / "inspectd.toml"
-    config.write_text('[cameras.line1]\nforeground = "full"\n')  # mode left at its default, zero-shot
-    args = build_parser().parse_args(
-        ["reference", "add", "line1", str(good), "--dir", str(tmp_path / "bank"), "--config", str(config)]
-    )
-    assert args.func(args) == 0
-    out = capsys.readouterr().out
-    assert 'cameras.line1.mode is "zero-shot", which does not use the bank' in out
