@@ -282,10 +282,11 @@ def run_demo(base: Settings, out: Path, frames: int = 8) -> int:
 
     print("== 3/3 daemon: the clip through the OpenCV file source -> MQTT")
     bank = None
-    if random_models(store):
+    stand_ins = random_models(store)
+    if stand_ins:
         bank = camera_bank(settings, store, out)
         print(
-            f"   {', '.join(random_models(store))}: random-weight stand-ins here, so the daemon's camera runs in"
+            f"   {', '.join(stand_ins)}: random-weight stand-ins here, so the daemon's camera runs in"
             " reference mode,"
             f" with a bank of {REFERENCE_PARTS} good parts as this camera sees them (MJPG frames, {bank});"
             " with real weights it runs zero-shot"

@@ -61,6 +61,7 @@ class FramePlan:
     tiles: list[Tile] = field(default_factory=list)
     tile_pixels: np.ndarray | None = None
     tile_fit: list[tuple[int, int]] = field(default_factory=list)
+    outlines: list[np.ndarray] | None = None
     uninspected: int = 0
     stage_ms: dict[str, float] = field(default_factory=dict)
     done: InspectionResult | None = None
@@ -398,9 +399,14 @@ class Inspector:
             self._references[camera] = bank
 
     def outlines(self, plan: FramePlan) -> list[np.ndarray]:
-        """Each part's pixels the maps are kept on: its filled outline (``pipeline.fill_outline``), else its mask."""
-        masks = [c.mask for c in plan.components]
-        return [filled_outline(m) for m in masks] if self.settings.pipeline.fill_outline else masks
+        """Each part's pixels the maps are kept on: its filled outline (``pipeline.fill_outline``), else its mask;
+        computed once per frame (a combined camera needs them for both maps)."""
+        if plan.outlines is None:
+            masks = [c.mask for c in plan.components]
+            plan.outlines = (
+                [filled_outline(m) for m in masks] if self.settings.pipeline.fill_outline else masks
+            )
+        return plan.outlines
 
     def kept_pixels(self, plan: FramePlan) -> np.ndarray | None:
         """Where reference mode's map is kept: every part's outline; None (the whole frame or ROI) with
@@ -480,7 +486,7 @@ class Inspector:
             owners = np.array([t.component for t in plan.tiles], dtype=np.int64)
             comp_scores = component_scores(outputs.scores, owners, len(plan.components))
             labels = component_labels([c.mask for c in plan.components], hw, self.outlines(plan))
-            size = self.store.clipseg().input_size
+            size = plan.tile_pixels.shape[1]  # the square input the tiles were fitted into
             maps = []
             for m, fit in zip(outputs.maps, plan.tile_fit, strict=True):
                 rows, cols = input_region(m.shape, fit, size)

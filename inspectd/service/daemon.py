@@ -415,9 +415,8 @@ class Daemon:
         self.notifier.reloading()
         try:
             new = load_settings(self.config_path)
-            register_secrets(
-                *new.secret_values()
-            )  # reads mqtt.password_file: unreadable is a rejected reload
+            # reads mqtt.password_file: an unreadable one is a rejected reload, not a crash
+            register_secrets(*new.secret_values())
         except ConfigError as exc:
             log.error("reload_rejected", error=str(exc))
             self.notifier.ready(self.status_line())

@@ -140,13 +140,14 @@ class MqttSink:
                 self._idle_since = None
             elif self._idle_since is None:
                 self._idle_since = now
-            stalled = idle and now - max(self._idle_since or now, self._progress_at) > stall_s
+            since = now - max(self._idle_since or now, self._progress_at)
+            stalled = idle and since > stall_s
             dead = self._sender is not None and not self._sender.is_alive() and not self._stop.is_set()
             if (stalled or dead) and not self._stall_logged:
                 self.log.error(
                     "mqtt_sender_stalled", sender_alive=not dead, spooled=len(self.spool),
                     unspooled=len(self._unspooled), last_sent=self._last_sent, draining=self._draining,
-                    since_s=round(now - self._progress_at, 1),
+                    since_s=round(since, 1),
                 )  # fmt: skip
             self._stall_logged = stalled or dead
             return not (stalled or dead)
