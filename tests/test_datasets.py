@@ -13,7 +13,14 @@ import pytest
 from inspectd.errors import ImageError
 from inspectd.evaluate.datasets import ClassSet, Sample, load_mvtec, load_visa, read_mask
 from inspectd.evaluate.report import markdown_table, write_reports
-from inspectd.evaluate.runner import PreparedScorer, metric_size, resize_mask, run_eval, select_references
+from inspectd.evaluate.runner import (
+    PreparedScorer,
+    Scored,
+    metric_size,
+    resize_mask,
+    run_eval,
+    select_references,
+)
 
 
 def _img(path: Path, spot: bool = False) -> None:
@@ -104,11 +111,11 @@ def test_reference_selection_rules():
     assert select_references(_set(0, 0), 16) == ([], True)
 
 
-def spot_scorer(image: np.ndarray) -> tuple[np.ndarray, float]:
-    """A real (trivial) detector for the generated set: brightness is the anomaly."""
+def spot_scorer(image: np.ndarray) -> Scored:
+    """A real (trivial) detector for the generated set: brightness is the anomaly; no thresholds, no verdict."""
     amap = (image.mean(axis=2) / 255.0).astype(np.float32)
     amap = np.where(amap > 0.5, amap, 0.1).astype(np.float32)
-    return amap, float(amap.max())
+    return Scored(amap, float(amap.max()))
 
 
 def test_runner_end_to_end_with_hold_out_and_reports(tmp_path):
@@ -135,6 +142,39 @@ def test_runner_end_to_end_with_hold_out_and_reports(tmp_path):
     assert len(rows) == 6 and {r["label"] for r in rows} == {"0", "1"}
     figures = sorted((tmp_path / "out" / "figures").glob("*.png"))
     assert figures and cv2.imread(str(figures[0])).shape == (16, 16 * 3 + 8, 3)
+
+
+def test_verdicts_at_the_thresholds_are_counted_per_class_and_defect_type(tmp_path):
+    root = make_mvtec(tmp_path / "data", train=0, good=3, bad=2)
+
+    def thresholded(threshold: float):
+        def score(image: np.ndarray) -> Scored:
+            amap, value, _ = spot_scorer(image)
+            return Scored(amap, value, value >= threshold)
+
+        return score
+
+    strict = run_eval(
+        load_mvtec(root), lambda cs: PreparedScorer(thresholded(0.5)), resolution=16, progress=False
+    )
+    (c,) = strict.classes
+    assert c.verdicts == {"good_passed": 1.0, "defect_failed": 1.0} and c.defect_caught == {"scratch": 1.0}
+    lax = run_eval(
+        load_mvtec(root), lambda cs: PreparedScorer(thresholded(1.01)), resolution=16, progress=False
+    )
+    (c,) = lax.classes
+    assert c.verdicts == {"good_passed": 1.0, "defect_failed": 0.0}
+    table = markdown_table(lax)
+    assert "| good passed at the thresholds | 100.0 | 100.0 |" in table
+    assert "| defective failed at the thresholds | 0.0 | 0.0 |" in table
+    assert "scratch 100.0 (caught 0.0)" in table
+    out = write_reports(lax, tmp_path / "out")
+    assert {r["verdict"] for r in csv.DictReader(out["images"].open())} == {"pass"}
+    assert json.loads(out["json"].read_text())["mean"]["defect_failed"] == 0.0
+    # a scorer without thresholds gives no verdict rows, not a made-up 0 %
+    plain = run_eval(load_mvtec(root), lambda cs: PreparedScorer(spot_scorer), resolution=16, progress=False)
+    assert plain.classes[0].verdicts == {"good_passed": None, "defect_failed": None}
+    assert "at the thresholds" not in markdown_table(plain)
 
 
 def test_class_without_good_images_is_undefined_not_a_crash(tmp_path):
@@ -168,7 +208,7 @@ def test_error_verdicts_are_counted_and_reported_not_scored(tmp_path):
     root = make_mvtec(tmp_path, train=0, good=3, bad=2)
     calls = iter(range(100))
 
-    def flaky(image: np.ndarray) -> tuple[np.ndarray, float] | None:
+    def flaky(image: np.ndarray) -> Scored | None:
         return None if next(calls) == 0 else spot_scorer(image)
 
     result = run_eval(load_mvtec(root), lambda cs: PreparedScorer(flaky), resolution=16, progress=False)

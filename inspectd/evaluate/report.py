@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from inspectd.evaluate.metrics import mean_defined
-from inspectd.evaluate.runner import METRICS, EvalResult
+from inspectd.evaluate.runner import METRICS, VERDICT_RATES, EvalResult
 
 LABELS = {
     "image_auroc": "image AUROC",
@@ -21,12 +21,21 @@ LABELS = {
     "pixel_f1max": "pixel F1-max",
     "pixel_aupro": "pixel AUPRO@0.3",
 }
+VERDICT_LABELS = {
+    "good_passed": "good passed at the thresholds",
+    "defect_failed": "defective failed at the thresholds",
+}
 UNDEFINED = "–"
 
 
 def class_means(result: EvalResult) -> dict[str, float | None]:
     """Mean of each metric over the classes where it is defined."""
     return {m: mean_defined([c.metrics.get(m) for c in result.classes]) for m in METRICS}
+
+
+def verdict_means(result: EvalResult) -> dict[str, float | None]:
+    """Mean of each verdict rate over the classes where it is defined."""
+    return {k: mean_defined([c.verdicts.get(k) for c in result.classes]) for k in VERDICT_RATES}
 
 
 def _pct(v: float | None) -> str:
@@ -41,6 +50,12 @@ def markdown_table(result: EvalResult) -> str:
     for m in METRICS:
         row = [_pct(c.metrics.get(m)) for c in result.classes] + [_pct(means[m])]
         lines.append(f"| {LABELS[m]} | " + " | ".join(row) + " |")
+    vmeans = verdict_means(result)
+    has_verdicts = any(v is not None for v in vmeans.values())
+    if has_verdicts:
+        for k in VERDICT_RATES:
+            row = [_pct(c.verdicts.get(k)) for c in result.classes] + [_pct(vmeans[k])]
+            lines.append(f"| {VERDICT_LABELS[k]} | " + " | ".join(row) + " |")
     counts = [
         f"{c.n_good}/{c.n_defect}" + (f" (+{c.n_held_out} ref)" if c.n_held_out else "")
         for c in result.classes
@@ -50,7 +65,8 @@ def markdown_table(result: EvalResult) -> str:
         "| error verdicts (not scored) | " + " | ".join(str(c.n_errors) for c in result.classes) + " | |"
     )
     per_defect = [
-        f"- {c.name}: " + ", ".join(f"{d} {_pct(v)}" for d, v in c.defect_auroc.items())
+        f"- {c.name}: "
+        + ", ".join(f"{d} {_pct(v)}{_caught(c.defect_caught.get(d))}" for d, v in c.defect_auroc.items())
         for c in result.classes
         if c.defect_auroc and c.n_good
     ]
@@ -64,14 +80,26 @@ def markdown_table(result: EvalResult) -> str:
         f"AUPRO integrated to FPR {s['fpr_limit']} and normalised. Means are over the classes where a metric is "
         "defined.",
     ]
+    if has_verdicts:
+        footer += [
+            "",
+            "At the thresholds: the verdict each part got with the camera's `image_threshold`, `pixel_threshold` and "
+            "`min_defect_area` (fail when the image score or a large enough defect region reaches them), as the "
+            "daemon would publish it.",
+        ]
     if per_defect:
         footer += [
             "",
-            "Image AUROC of each defect type alone against the class's good images:",
+            "Image AUROC of each defect type alone against the class's good images"
+            + (" (caught: the share of that type failed at the thresholds):" if has_verdicts else ":"),
             "",
             *per_defect,
         ]
     return "\n".join(lines + footer + (["", *notes] if notes else [])) + "\n"
+
+
+def _caught(v: float | None) -> str:
+    return "" if v is None else f" (caught {_pct(v)})"
 
 
 def write_reports(result: EvalResult, out: Path) -> dict[str, Path]:
@@ -98,12 +126,14 @@ def write_reports(result: EvalResult, out: Path) -> dict[str, Path]:
                 "held_out": c.n_held_out,
                 "errors": c.n_errors,
                 "defect_image_auroc": c.defect_auroc,
+                "verdicts": c.verdicts,
+                "defect_caught": c.defect_caught,
                 "notes": c.notes,
                 "seconds": round(c.seconds, 2),
             }
             for c in result.classes
         },
-        "mean": class_means(result),
+        "mean": {**class_means(result), **verdict_means(result)},
     }
     paths["json"].write_text(json.dumps(payload, indent=2, default=str))
     with paths["csv"].open("w", newline="") as fh:
@@ -117,9 +147,12 @@ def write_reports(result: EvalResult, out: Path) -> dict[str, Path]:
         w.writerow(["mean", *("" if means[m] is None else f"{means[m]:.6f}" for m in METRICS)])
     with paths["images"].open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["class", "image", "label", "defect", "score", "seconds"])
+        w.writerow(["class", "image", "label", "defect", "score", "verdict", "seconds"])
         for r in result.images:
-            w.writerow([r.cls, str(r.image), r.label, r.defect, f"{r.score:.6f}", f"{r.seconds:.3f}"])
+            verdict = "" if r.failed is None else ("fail" if r.failed else "pass")
+            w.writerow(
+                [r.cls, str(r.image), r.label, r.defect, f"{r.score:.6f}", verdict, f"{r.seconds:.3f}"]
+            )
     fig_dir = out / "figures"
     for i, f in enumerate(result.figures):
         fig_dir.mkdir(exist_ok=True)

@@ -1,9 +1,10 @@
 """The evaluation loop: for each class, prepare a scorer, score every test image, pool the metrics.
 
-A scorer is any callable ``score(image) -> (anomaly_map, image_score)``, or None when the image got an ``error``
-verdict (counted and reported per class, never scored). Every mode runs through a fresh inspector per class, so
-no cache or bank carries over from one class to the next. Reference images taken from a class's test set are
-held out of scoring.
+A scorer is any callable ``score(image) -> Scored(anomaly_map, image_score, failed)``, or None when the image got
+an ``error`` verdict (counted and reported per class, never scored). ``failed`` is the verdict the part got at the
+camera's thresholds, so the report says what a line running those thresholds would have passed and rejected.
+Every mode runs through a fresh inspector per class, so no cache or bank carries over from one class to the next.
+Reference images taken from a class's test set are held out of scoring.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -26,8 +27,20 @@ from inspectd.logs import get_logger
 
 log = get_logger("eval")
 
-Scorer = Callable[[np.ndarray], tuple[np.ndarray, float] | None]
 METRICS = ("image_auroc", "image_ap", "image_f1max", "pixel_auroc", "pixel_ap", "pixel_f1max", "pixel_aupro")
+VERDICT_RATES = ("good_passed", "defect_failed")
+
+
+class Scored(NamedTuple):
+    """One image as a scorer saw it: the anomaly map, the image score, and whether the part failed at the
+    camera's thresholds (None for a scorer without thresholds)."""
+
+    amap: np.ndarray
+    score: float
+    failed: bool | None = None
+
+
+Scorer = Callable[[np.ndarray], Scored | None]
 
 
 @dataclass
@@ -52,6 +65,7 @@ class ImageRecord:
     defect: str
     score: float
     seconds: float
+    failed: bool | None = None
 
 
 @dataclass
@@ -67,6 +81,8 @@ class ClassResult:
     seconds: float = 0.0
     n_errors: int = 0
     defect_auroc: dict[str, float | None] = field(default_factory=dict)
+    verdicts: dict[str, float | None] = field(default_factory=dict)
+    defect_caught: dict[str, float | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -196,14 +212,14 @@ def evaluate_class(
         if scored is None:
             errors.append(s.image)
             continue
-        amap, score = scored
+        amap, score, failed = scored
         if amap.shape != image.shape[:2]:
             amap = cv2.resize(amap.astype(np.float32), (image.shape[1], image.shape[0]))
         size = metric_size(image.shape[:2], resolution)
         small_map = _resize(amap.astype(np.float32), size)
         small_mask = resize_mask(mask, size)
         acc.add(small_map, small_mask)
-        records.append(ImageRecord(cs.name, s.image, s.label, s.defect, float(score), seconds))
+        records.append(ImageRecord(cs.name, s.image, s.label, s.defect, float(score), seconds, failed))
         keeper.offer(
             Figure("", cs.name, s.image, s.label, float(score), _resize(image, size), small_mask, small_map)
         )
@@ -219,6 +235,8 @@ def evaluate_class(
         seconds=time.monotonic() - t0,
         n_errors=len(errors),
         defect_auroc=defect_aurocs(records),
+        verdicts=verdict_rates(records),
+        defect_caught=defect_caught(records),
     )
     if errors:
         result.notes.append(
@@ -237,9 +255,35 @@ def evaluate_class(
         defect=result.n_defect,
         held_out=result.n_held_out,
         seconds=round(result.seconds, 1),
-        **{k: (round(v, 4) if v is not None else "undefined") for k, v in metrics.items()},
+        **{
+            k: (round(v, 4) if v is not None else "undefined")
+            for k, v in {**metrics, **result.verdicts}.items()
+        },
     )
     return result, records, keeper.figures()
+
+
+def _share(flags: list[bool]) -> float | None:
+    return float(np.mean(flags)) if flags else None
+
+
+def verdict_rates(records: list[ImageRecord]) -> dict[str, float | None]:
+    """At the camera's thresholds: the share of good parts passed and of defective parts failed (None where
+    a class has none of them, or the scorer gave no verdicts)."""
+    judged = [r for r in records if r.failed is not None]
+    return {
+        "good_passed": _share([not r.failed for r in judged if r.label == 0]),
+        "defect_failed": _share([bool(r.failed) for r in judged if r.label == 1]),
+    }
+
+
+def defect_caught(records: list[ImageRecord]) -> dict[str, float | None]:
+    """At the camera's thresholds: the share of each defect type's parts that failed."""
+    judged = [r for r in records if r.failed is not None and r.label == 1]
+    return {
+        d: _share([bool(r.failed) for r in judged if r.defect == d])
+        for d in sorted({r.defect for r in judged})
+    }
 
 
 def defect_aurocs(records: list[ImageRecord]) -> dict[str, float | None]:
@@ -297,7 +341,7 @@ def inspector_scorer(inspector: Any, camera: str) -> Scorer:
 
     counter = iter(range(1 << 62))
 
-    def score(image: np.ndarray) -> tuple[np.ndarray, float] | None:
+    def score(image: np.ndarray) -> Scored | None:
         result = inspector.inspect(Frame(camera=camera, seq=next(counter), image=image))
         if result.verdict.verdict == "error" or result.anomaly_map is None:
             log.warning(
@@ -308,7 +352,11 @@ def inspector_scorer(inspector: Any, camera: str) -> Scorer:
                 action="counted as an error, not scored",
             )
             return None
-        return result.anomaly_map.astype(np.float32), float(result.verdict.score or 0.0)
+        return Scored(
+            result.anomaly_map.astype(np.float32),
+            float(result.verdict.score or 0.0),
+            result.verdict.verdict == "fail",
+        )
 
     return score
 
