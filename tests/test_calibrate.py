@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 import cv2
 import numpy as np
 import pytest
+from structlog.testing import capture_logs
 
 from inspectd.cli.evaluate import register
 from inspectd.config import load_settings
 from inspectd.errors import ConfigError
+from inspectd.frame import Frame
 from inspectd.method.verdict import defect_regions
+from inspectd.models.store import ModelStore
 from inspectd.pipeline.calibrate import calibrate, region_level, threshold_for_frr, write_camera_values
+from inspectd.pipeline.inspector import Inspector
 from inspectd.pipeline.reference import MemoryBank
 
 CONFIG = """\
@@ -145,7 +150,33 @@ def test_reference_add_builds_bank_and_records_it_in_config(tmp_path, capsys):
     show = _parser().parse_args(["reference", "show", "cam1", "--config", str(config)])
     assert show.func(show) == 0
     shown = capsys.readouterr().out
-    assert "472 features" in shown and "min_side: 320" in shown
+    assert "472 features" in shown and "min_side: 320" in shown and "normaliser_from: maps" in shown
+    assert "older release" not in shown
+
+
+def test_a_bank_from_before_the_map_scale_still_scores_and_says_to_rebuild(tmp_path, capsys):
+    good = _good_images(tmp_path / "good", 3)
+    config = tmp_path / "inspectd.toml"
+    config.write_text(CONFIG.replace('mode = "reference"', 'mode = "reference"\nforeground = "full"'))
+    add = _parser().parse_args(
+        ["reference", "add", "cam1", str(good), "--dir", str(tmp_path / "bank"), "--config", str(config)]
+    )
+    assert add.func(add) == 0
+    settings = load_settings(config)
+    meta_file = settings.camera("cam1").reference_dir / "meta.json"
+    meta = json.loads(meta_file.read_text())
+    del meta["normaliser_from"]  # as a bank built by an earlier release
+    meta_file.write_text(json.dumps(meta))
+    show = _parser().parse_args(["reference", "show", "cam1", "--config", str(config)])
+    assert show.func(show) == 0
+    assert "older release" in capsys.readouterr().out
+    inspector = Inspector(settings, ModelStore(settings.models, settings.pipeline))
+    image = cv2.imread(str(sorted(good.iterdir())[0]))[..., ::-1].copy()
+    with capture_logs() as logs:
+        result = inspector.inspect(Frame(camera="cam1", seq=1, image=image))
+    assert result.verdict.verdict in ("pass", "fail") and result.verdict.score is not None
+    (old,) = [e for e in logs if e["event"] == "reference_bank_scale_old"]
+    assert old["camera"] == "cam1" and "inspectd reference add cam1" in old["action"]
 
 
 def test_reference_add_says_when_the_camera_would_not_use_its_bank(tmp_path, capsys):

@@ -102,6 +102,36 @@ def test_map_is_zero_outside_the_part_regions(backbone, bank):
     assert amap[:, SIZE:].max() == 0.0 and amap[:, :SIZE].max() > 0.5
 
 
+def test_the_default_threshold_passes_good_plates_and_fails_a_two_pixel_defect(backbone, bank):
+    # The scale is set on the references' own held-out maps, smoothed as frames are: the worst good reference
+    # lands at 0.5. Set on raw patch distances (before), smoothing kept two of these three defects under 0.5.
+    assert all(score_image(backbone, bank, plate(10 + i), whole(plate(0)), CFG)[1] < 0.5 for i in range(6))
+    for seed in range(3):
+        img = plate(30 + seed)
+        img[44:46, 44:46] = (150, 20, 20)
+        assert score_image(backbone, bank, img, whole(img), CFG)[1] > 0.5
+
+
+def test_the_scale_is_measured_on_the_references_outlines_only(backbone):
+    # Each good reference has clutter beside the part, inside its box, a different one each: kept off the
+    # outline it must not set the scale (it would lift the edge and pass real defects).
+    images, keeps = [], []
+    for i in range(4):
+        img = plate(i)
+        img[10 + 20 * i : 26 + 20 * i, SIZE - 20 : SIZE - 4] = (20, 20 + 60 * i, 150)
+        keep = np.zeros((SIZE, SIZE), bool)
+        keep[:, : SIZE - 24] = True
+        images.append(img)
+        keeps.append(keep)
+    regions = [whole(i) for i in images]
+    loose = build_bank(backbone, images, regions, CFG, coreset=128)
+    kept = build_bank(backbone, images, regions, CFG, coreset=128, keeps=keeps)
+    assert kept.meta["normaliser"]["edge"] < loose.meta["normaliser"]["edge"]
+    assert kept.meta["normaliser_from"] == "maps"
+    with pytest.raises(ValueError, match="keep masks"):
+        build_bank(backbone, images, regions, CFG, coreset=128, keeps=keeps[:2])
+
+
 def test_part_regions_grow_boxes_by_context_or_take_the_whole_image():
     assert part_regions((100, 200), None, 0.5) == [(0, 0, 200, 100)]
     assert part_regions((100, 200), [(10, 20, 40, 20)], 0.25) == [(0, 15, 60, 45)]
@@ -134,9 +164,11 @@ def test_min_side_enlarges_a_small_part_and_still_finds_its_defect(backbone):
 
 def test_two_parts_of_different_size_each_get_their_own_scale_and_no_bleed(backbone):
     # A full-size plate with a defect and a half-size good one: with min_side 96 the small one is doubled, so
-    # both reach the backbone at the references' size; nothing is marked between them.
+    # both reach the backbone at one size; nothing is marked between them. The camera sees both sizes, so its
+    # references show both (a doubled half-size plate is smoother than a full-size one).
     cfg = CFG.model_copy(update={"min_side": 96})
-    bank = build_bank(backbone, [plate(i) for i in range(4)], [whole(plate(0))] * 4, cfg, coreset=128)
+    refs = [plate(i) for i in range(4)] + [plate(i)[::2, ::2].copy() for i in range(4, 7)]
+    bank = build_bank(backbone, refs, [whole(r) for r in refs], cfg, coreset=256)
     frame = np.full((SIZE, 3 * SIZE, 3), 255, np.uint8)
     frame[:, :SIZE] = plate(7, defect=True)
     frame[: SIZE // 2, 2 * SIZE : 2 * SIZE + SIZE // 2] = plate(8)[::2, ::2]
@@ -144,7 +176,7 @@ def test_two_parts_of_different_size_each_get_their_own_scale_and_no_bleed(backb
     assert sorted({s for _, s in cut(parts, frame.shape[:2], cfg)}) == [1.0, 2.0]
     amap, _ = score_image(backbone, bank, frame, parts, cfg)
     assert amap[:, SIZE : 2 * SIZE].max() == 0.0
-    assert amap[:, :SIZE].max() > 0.5 > amap[: SIZE // 2, 2 * SIZE : 2 * SIZE + SIZE // 2].mean()
+    assert amap[:, :SIZE].max() > 0.5 > amap[: SIZE // 2, 2 * SIZE : 2 * SIZE + SIZE // 2].max()
 
 
 def test_the_map_is_kept_on_the_parts_outline_and_smoothed_from_it_alone(backbone, bank):

@@ -174,8 +174,8 @@ def demo_reference(settings: Settings, store: Any, out: Path) -> Settings:
 
 def camera_bank(settings: Settings, store: Any, out: Path) -> Path:
     """A bank for the daemon's camera from good parts as that camera sees them: frames of a clip written and
-    decoded like the demo clip, so the bank knows the codec's artefacts (a bank of clean PNGs scores MJPG
-    frames of good parts near the threshold). Returns the bank's folder."""
+    decoded like the demo clip, so the bank knows the codec's artefacts (a bank of clean PNGs fails MJPG
+    frames of good parts). Returns the bank's folder."""
     from inspectd.bench.samples import read_clip, write_clip
     from inspectd.pipeline.inspector import Inspector
 

@@ -297,7 +297,7 @@ def cmd_reference_grab(args: argparse.Namespace) -> int:
 
 def cmd_reference_show(args: argparse.Namespace) -> int:
     """Print a camera's bank metadata."""
-    from inspectd.pipeline.reference import MemoryBank
+    from inspectd.pipeline.reference import NORMALISER_FROM, MemoryBank
 
     settings = settings_from_args(args)
     folder = _bank_dir(settings, args.camera, None)
@@ -306,6 +306,12 @@ def cmd_reference_show(args: argparse.Namespace) -> int:
     for k, v in sorted(bank.meta.items()):
         if k != "sources":
             print(f"  {k}: {v}")
+    if bank.meta.get("normaliser_from") != NORMALISER_FROM:
+        print(
+            "  this bank's score scale comes from an older release (raw patch distances): its scores run low and "
+            f"the default thresholds pass many defective parts; rebuild it with `inspectd reference add "
+            f"{args.camera} GOOD_IMAGES...` (thresholds already calibrated on it stay valid until then)"
+        )
     return 0
 
 

@@ -48,8 +48,8 @@ def greedy_coreset(features: np.ndarray, k: int, projection_dim: int = 128, seed
 
 
 def normaliser_stats(normal_distances: np.ndarray, per_image_max: np.ndarray) -> dict[str, float]:
-    """Edge and scale of the logistic that maps distances to [0, 1]: the largest per-image maximum of normal
-    (held-out) distances maps to 0.5, the median normal distance to about 0.02."""
+    """Edge and scale of the logistic that maps distances to [0, 1]: the largest per-image maximum of the good
+    parts' held-out maps maps to 0.5 (the default threshold), their median value to about 0.02."""
     edge = float(np.max(per_image_max))
     median = float(np.median(normal_distances))
     scale = max((edge - median) / 4.0, 1e-6)

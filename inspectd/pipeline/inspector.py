@@ -378,7 +378,7 @@ class Inspector:
     # ---- stage 4: reference mode (device) ---------------------------------------------------------------
 
     def _reference(self, name: str, camera: CameraConfig):
-        from inspectd.pipeline.reference import MemoryBank
+        from inspectd.pipeline.reference import NORMALISER_FROM, MemoryBank
 
         with self._lock:
             bank = self._references.get(name)
@@ -389,6 +389,16 @@ class Inspector:
                     f"create it with `inspectd reference add {name} IMAGES...`"
                 )
             bank = MemoryBank.load(camera.reference_dir)
+            if bank.meta.get("normaliser_from") != NORMALISER_FROM:
+                log.warning(
+                    "reference_bank_scale_old",
+                    camera=name,
+                    reference_dir=str(camera.reference_dir),
+                    detail="this bank's scores run low: its scale was measured on raw patch distances, so the "
+                    "default thresholds pass many defective parts",
+                    action=f"rebuild it with `inspectd reference add {name} GOOD_IMAGES...`, then "
+                    f"`inspectd calibrate {name} GOOD_IMAGES...`; thresholds calibrated on this bank stay valid",
+                )
             with self._lock:
                 self._references[name] = bank
         return bank
@@ -430,7 +440,7 @@ class Inspector:
         """
         from inspectd.pipeline.reference import build_bank
 
-        usable, regions = [], []
+        usable, regions, keeps = [], [], []
         for seq, image in enumerate(images):
             plan = self.start(Frame(camera=camera, seq=seq, image=image))
             if plan.done is not None:
@@ -442,12 +452,14 @@ class Inspector:
                 continue
             usable.append(plan.image)
             regions.append(self.reference_regions(plan))
+            keeps.append(self.kept_pixels(plan))
         return build_bank(
             self.store.backbone(),
             usable,
             regions,
             self.camera_config(camera).reference(self.settings.pipeline),
             self.settings.pipeline.reference_coreset,
+            keeps,
         )
 
     def score_reference(self, plan: FramePlan) -> tuple[np.ndarray, float] | None:

@@ -41,6 +41,10 @@ log = get_logger("reference")
 # What a bank's meta.json meant by a key it does not have: banks from before ``min_side`` never enlarged a part.
 META_DEFAULTS: dict[str, Any] = {"min_side": 0}
 
+# What a bank's normaliser statistics were measured on: "maps" = the references' held-out maps, stitched and
+# smoothed as frames are. Banks without the key measured raw patch distances, which put good frames near 0.
+NORMALISER_FROM = "maps"
+
 BANK_FILE = "bank.npy"
 META_FILE = "meta.json"
 
@@ -158,18 +162,25 @@ def build_bank(
     regions: list[list[Box]],
     cfg: ReferenceConfig,
     coreset: int,
+    keeps: list[np.ndarray | None] | None = None,
 ) -> MemoryBank:
     """Memory bank from good images cut exactly as frames will be (``regions`` per image, tiles at
-    ``cfg.scale``): patch features, greedy coreset of at most ``coreset`` rows, and normaliser statistics from
-    each image's distances to the bank rows of the *other* images."""
+    ``cfg.scale``, maps kept on ``keeps``): patch features, greedy coreset of at most ``coreset`` rows, and
+    normaliser statistics from each image's map against the bank rows of the *other* images, stitched and
+    smoothed as a frame's map is, so the threshold sits where a good part's frame scores land."""
     if len(images) < 2:
         raise ImageError(f"reference mode needs at least 2 good images, got {len(images)}")
     if len(regions) != len(images):
         raise ValueError(f"{len(images)} images but {len(regions)} region lists")
+    keeps = keeps if keeps is not None else [None] * len(images)
+    if len(keeps) != len(images):
+        raise ValueError(f"{len(images)} images but {len(keeps)} keep masks")
     t0 = time.monotonic()
-    feats = []
+    cuts, feats = [], []
     for img, regs in zip(images, regions, strict=True):
-        per_tile = tile_features(backbone, img, cut(regs, img.shape[:2], cfg))
+        tiles = cut(regs, img.shape[:2], cfg)
+        per_tile = tile_features(backbone, img, tiles)
+        cuts.append((tiles, [f.shape[:2] for f in per_tile]))
         feats.append(torch.cat([f.reshape(-1, f.shape[-1]) for f in per_tile]).cpu())
     owners = np.concatenate([np.full(f.shape[0], i) for i, f in enumerate(feats)])
     all_feats = torch.cat(feats)
@@ -181,8 +192,12 @@ def build_bank(
         if others.shape[0] == 0:
             others = torch.cat([g for j, g in enumerate(feats) if j != i])
         d = nearest_distance(f.to(backbone.device), others.to(backbone.device)).numpy()
-        held_out.append(d)
-        per_image_max.append(float(d.max()))
+        dist, covered = distance_map(*cuts[i], d, images[i].shape[:2], cfg, keeps[i])
+        values = dist[covered]
+        if values.size == 0:
+            raise ImageError(f"good image {i} has no pixel inside its part's outline to score")
+        held_out.append(values)
+        per_image_max.append(float(values.max()))
     stats = normaliser_stats(np.concatenate(held_out), np.asarray(per_image_max))
     meta = {
         **geometry(backbone, cfg),
@@ -192,6 +207,7 @@ def build_bank(
         "patches": int(all_feats.shape[0]),
         "coreset": int(bank.shape[0]),
         "normaliser": stats,
+        "normaliser_from": NORMALISER_FROM,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     log.info(
@@ -217,33 +233,24 @@ def check_compatible(backbone: EfficientNetLite, bank: MemoryBank, cfg: Referenc
         )
 
 
-def score_image(
-    backbone: EfficientNetLite,
-    bank: MemoryBank,
-    image: np.ndarray,
-    regions: list[Box],
+def distance_map(
+    tiles: list[ScaledTile],
+    shapes: list[tuple[int, int]],
+    distances: np.ndarray,
+    image_hw: tuple[int, int],
     cfg: ReferenceConfig,
     keep: np.ndarray | None = None,
-) -> tuple[np.ndarray, float]:
-    """Anomaly map float32 (H, W) in [0, 1] at the frame's resolution, zero outside ``regions`` (and outside
-    ``keep``, the parts' filled outlines, when given), and the image score (the map's maximum): per tile, each
-    patch's distance to its nearest bank row; per part, the tiles stitched (mean where they overlap) and
-    smoothed; where parts overlap, the higher; then normalised."""
-    check_compatible(backbone, bank, cfg)
-    _check_image(image)
-    hw = image.shape[:2]
-    tiles = cut(regions, hw, cfg)
-    per_tile = tile_features(backbone, image, tiles)
-    queries = torch.cat([f.reshape(-1, f.shape[-1]) for f in per_tile])
-    d_all = nearest_distance(queries, bank.tensor(backbone.device)).numpy()
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each patch's nearest-bank distance (``distances``, the tiles' ``shapes`` of patches in order) as a map at
+    the frame's resolution, and where it is defined: per part, the tiles stitched (mean where they overlap) and
+    smoothed inside it; where parts overlap, the higher; zero outside the parts (and outside ``keep``)."""
     maps, start = [], 0
-    for (t, _), f in zip(tiles, per_tile, strict=True):
-        h, w = f.shape[:2]
-        d = d_all[start : start + h * w].reshape(h, w)
+    for (t, _), (h, w) in zip(tiles, shapes, strict=True):
+        d = distances[start : start + h * w].reshape(h, w)
         start += h * w
         maps.append(cv2.resize(d, (t.width, t.height), interpolation=cv2.INTER_LINEAR))
-    dist = np.zeros(hw, np.float32)
-    covered = np.zeros(hw, bool)
+    dist = np.zeros(image_hw, np.float32)
+    covered = np.zeros(image_hw, bool)
     for part in dict.fromkeys(t.component for t, _ in tiles):
         idx = [i for i, (t, _) in enumerate(tiles) if t.component == part]
         scale = tiles[idx[0]].scale
@@ -255,5 +262,27 @@ def score_image(
         covered[y0:y1, x0:x1] = True
     if keep is not None:
         covered &= keep
+    return dist, covered
+
+
+def score_image(
+    backbone: EfficientNetLite,
+    bank: MemoryBank,
+    image: np.ndarray,
+    regions: list[Box],
+    cfg: ReferenceConfig,
+    keep: np.ndarray | None = None,
+) -> tuple[np.ndarray, float]:
+    """Anomaly map float32 (H, W) in [0, 1] at the frame's resolution, zero outside ``regions`` (and outside
+    ``keep``, the parts' filled outlines, when given), and the image score (the map's maximum): each patch's
+    distance to its nearest bank row, stitched into a map (:func:`distance_map`), then normalised."""
+    check_compatible(backbone, bank, cfg)
+    _check_image(image)
+    hw = image.shape[:2]
+    tiles = cut(regions, hw, cfg)
+    per_tile = tile_features(backbone, image, tiles)
+    queries = torch.cat([f.reshape(-1, f.shape[-1]) for f in per_tile])
+    d_all = nearest_distance(queries, bank.tensor(backbone.device)).numpy()
+    dist, covered = distance_map(tiles, [f.shape[:2] for f in per_tile], d_all, hw, cfg, keep)
     amap = np.where(covered, normalise_distances(dist, bank.meta["normaliser"]), 0.0).astype(np.float32)
     return amap, float(amap.max())
