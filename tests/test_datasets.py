@@ -260,6 +260,38 @@ def test_reference_mode_runs_each_class_through_a_fresh_inspector(tmp_path):
     assert "3 references from train/good" in result.classes[0].notes
 
 
+def test_a_class_without_usable_references_is_reported_and_the_run_goes_on(tmp_path):
+    # Every frame over pipeline.max_image_pixels is refused, references included: the class is reported as not
+    # evaluated with the refusal named, instead of the whole run dying on the first such class.
+    from inspectd.config import Settings
+    from inspectd.evaluate.runner import ClassNotEvaluated, inspector_factory
+    from inspectd.models.store import ModelStore
+    from inspectd.pipeline.inspector import Inspector
+
+    root = make_mvtec(tmp_path / "data", train=3, good=2, bad=2)
+    settings = Settings(
+        models={"dir": str(tmp_path / "models"), "cache_dir": str(tmp_path / "cache"), "device": "cpu"},
+        cameras={"eval": {"mode": "reference", "foreground": "full"}},
+        pipeline={"max_image_pixels": 100},
+    )
+    store = ModelStore(settings.models, settings.pipeline)
+    factory = inspector_factory(lambda: Inspector(settings, store), "eval", "reference")
+    with pytest.raises(ClassNotEvaluated, match=r"0 of 3 are.*exceeds"):
+        factory(load_mvtec(root)[0])
+    calls = iter(range(10))
+
+    def first_refused(cs):
+        if next(calls) == 0:
+            raise ClassNotEvaluated("no reference bank (camera eval: refused)")
+        return PreparedScorer(spot_scorer)
+
+    result = run_eval(load_mvtec(root) * 2, first_refused, resolution=16, progress=False)
+    refused, scored = result.classes
+    assert all(v is None for v in refused.metrics.values())
+    assert refused.notes == ["no reference bank (camera eval: refused): not evaluated"]
+    assert scored.metrics["image_auroc"] == 1.0 and len(result.images) == 4  # 2 good + 2 defective
+
+
 def test_pixel_metrics_keep_each_images_aspect_and_every_thin_defect() -> None:
     assert metric_size((250, 600), 256) == (614, 256)  # a long Magnetic-tile crop is not squashed square
     assert metric_size((512, 512), 256) == (256, 256) and metric_size((100, 50), 256) == (256, 512)

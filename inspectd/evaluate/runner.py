@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from inspectd.errors import ImageError
 from inspectd.evaluate.datasets import ClassSet, Sample, read_mask
 from inspectd.evaluate.metrics import DEFAULT_BINS, PixelAccumulator, image_metrics
 from inspectd.imaging.codec import read_image
@@ -41,6 +42,11 @@ class Scored(NamedTuple):
 
 
 Scorer = Callable[[np.ndarray], Scored | None]
+
+
+class ClassNotEvaluated(Exception):
+    """A class the mode cannot serve (e.g. none of its good images is usable as a reference): reported with
+    every metric undefined and this reason, and the run goes on with the next class."""
 
 
 @dataclass
@@ -312,7 +318,11 @@ def run_eval(
     e.g. no good images for references) is reported with every metric undefined."""
     results, images, figures = [], [], []
     for cs in classes:
-        prepared = factory(cs)
+        try:
+            prepared = factory(cs)
+            reason = "no good images to build references from"
+        except ClassNotEvaluated as exc:
+            prepared, reason = None, str(exc)
         if prepared is None:
             results.append(
                 ClassResult(
@@ -320,10 +330,10 @@ def run_eval(
                     dict.fromkeys(METRICS),
                     len(cs.test_good),
                     len(cs.test) - len(cs.test_good),
-                    notes=["no good images to build references from: not evaluated"],
+                    notes=[f"{reason}: not evaluated"],
                 )
             )
-            log.warning("class_skipped", cls=cs.name, reason="no good images for references")
+            log.warning("class_skipped", cls=cs.name, reason=reason)
             continue
         res, recs, figs = evaluate_class(
             cs, prepared, resolution, bins, figures_per_kind, fpr_limit, progress
@@ -376,7 +386,10 @@ def inspector_factory(
         if len(refs) < 2:
             return None
         images = [read_image(s.image, None) for s in refs]
-        bank = inspector.build_reference(camera, images, [s.image.name for s in refs])
+        try:
+            bank = inspector.build_reference(camera, images, [s.image.name for s in refs])
+        except ImageError as exc:
+            raise ClassNotEvaluated(f"no reference bank ({exc})") from exc
         inspector.use_reference(camera, bank)
         where = "test/good (held out of scoring)" if from_test else "train/good"
         return PreparedScorer(

@@ -436,11 +436,12 @@ class Inspector:
     def build_reference(self, camera: str, images: Sequence[np.ndarray], names: Sequence[str] = ()) -> Any:
         """A memory bank from good parts seen exactly as ``camera`` sees frames (ROI, foreground, tiling).
 
-        A good image with no part found is left out with a warning; fewer than two usable images is an error.
+        A good image with no part found is left out with a warning; fewer than two usable images is an error
+        that says why the others were refused.
         """
         from inspectd.pipeline.reference import build_bank
 
-        usable, regions, keeps = [], [], []
+        usable, regions, keeps, refused = [], [], [], []
         for seq, image in enumerate(images):
             plan = self.start(Frame(camera=camera, seq=seq, image=image))
             if plan.done is not None:
@@ -449,10 +450,16 @@ class Inspector:
                 log.warning(
                     "reference_image_unusable", camera=camera, image=name, reason=v.reason, detail=v.detail
                 )
+                refused.append(f"{name}: {v.detail}")
                 continue
             usable.append(plan.image)
             regions.append(self.reference_regions(plan))
             keeps.append(self.kept_pixels(plan))
+        if len(usable) < 2 and refused:
+            raise ImageError(
+                f"camera {camera}: reference mode needs at least 2 usable good images, {len(usable)} of "
+                f"{len(images)} are; the others were refused, e.g. {refused[0]}"
+            )
         return build_bank(
             self.store.backbone(),
             usable,
