@@ -289,6 +289,7 @@ def test_a_class_without_usable_references_is_reported_and_the_run_goes_on(tmp_p
     refused, scored = result.classes
     assert all(v is None for v in refused.metrics.values())
     assert refused.notes == ["no reference bank (camera eval: refused): not evaluated"]
+    assert "| good/defect scored | none of 2/2 | 2/2 |" in markdown_table(result)
     assert scored.metrics["image_auroc"] == 1.0 and len(result.images) == 4  # 2 good + 2 defective
 
 

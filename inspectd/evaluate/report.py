@@ -57,7 +57,9 @@ def markdown_table(result: EvalResult) -> str:
             row = [_pct(c.verdicts.get(k)) for c in result.classes] + [_pct(vmeans[k])]
             lines.append(f"| {VERDICT_LABELS[k]} | " + " | ".join(row) + " |")
     counts = [
-        f"{c.n_good}/{c.n_defect}" + (f" (+{c.n_held_out} ref)" if c.n_held_out else "")
+        (f"{c.n_good}/{c.n_defect}" + (f" (+{c.n_held_out} ref)" if c.n_held_out else ""))
+        if c.evaluated
+        else f"none of {c.n_good}/{c.n_defect}"
         for c in result.classes
     ]
     lines.append("| good/defect scored | " + " | ".join(counts) + " | |")

@@ -89,6 +89,7 @@ class ClassResult:
     defect_auroc: dict[str, float | None] = field(default_factory=dict)
     verdicts: dict[str, float | None] = field(default_factory=dict)
     defect_caught: dict[str, float | None] = field(default_factory=dict)
+    evaluated: bool = True
 
 
 @dataclass
@@ -331,6 +332,7 @@ def run_eval(
                     len(cs.test_good),
                     len(cs.test) - len(cs.test_good),
                     notes=[f"{reason}: not evaluated"],
+                    evaluated=False,
                 )
             )
             log.warning("class_skipped", cls=cs.name, reason=reason)

@@ -5,8 +5,9 @@ Each part (or the ROI, or the whole frame with ``foreground = "full"``) is cut i
 ``pipeline.reference.min_side`` network pixels; aspect ratio kept), so a defect a few pixels wide reaches the
 backbone at least a few pixels wide. A bank is built once from the same tiling of good images,
 subsampled by greedy coreset, and saved as ``bank.npy`` + ``meta.json``. Scoring a frame stitches the patch
-distances back into a map at the frame's resolution, in [0, 1], normalised with the reference set's own
-held-out distances so thresholds sit on the same scale as zero-shot maps.
+distances back into a map at the frame's resolution, in [0, 1], normalised so that the worst of the reference
+set's own held-out maps (each good image against the others, stitched and smoothed the same way) peaks at 0.5,
+the default threshold.
 """
 
 from __future__ import annotations
