@@ -18,7 +18,7 @@ from inspectd.errors import InferenceUnavailable
 from inspectd.models.store import ModelStore
 from inspectd.service.scheduler import failure_reason
 from inspectd.serving.client import TritonConnection, TritonStore, make_store
-from inspectd.serving.server import use_own_libpython
+from inspectd.serving.server import remove_triton_leftovers, use_own_libpython
 
 
 @given(st.lists(st.sampled_from(["/opt/a", "/usr/lib", "", sysconfig.get_config_var("LIBDIR")]), max_size=5))
@@ -74,3 +74,47 @@ def test_scaleout_daemon_config_is_a_valid_settings_file(tmp_path):
     assert settings.models.backend == "triton"
     assert sorted(settings.cameras) == ["d0c0", "d0c1"]
     assert settings.cameras["d0c1"].source.uri == "tcp://127.0.0.1:5556"
+
+
+def _model_copy(folder: Path, workspace: Path) -> Path:
+    (folder / "1").mkdir(parents=True)
+    (folder / "1" / "model.py").write_text("# PyTriton's proxy model")
+    (folder / "config.pbtxt").write_text(
+        'name: "backbone"\nparameters {\n  key: "workspace-path"\n  value {\n'
+        f'    string_value: "{workspace}"\n  }}\n}}\nbackend: "python"\n'
+    )
+    return folder
+
+
+def test_leftovers_of_a_gone_server_are_removed_and_nothing_else(tmp_path):
+    # A killed server leaves its /tmp/folderXXXXXX model copies and its PyTriton workspace behind.
+    import socket
+
+    home = tmp_path / "pt"  # short: a unix socket's path must fit in 108 bytes
+    missing = _model_copy(tmp_path / "folderAb12Cd", home / "workspace_gone")
+    dead_ws = home / "workspace_dead"
+    dead_ws.mkdir(parents=True)
+    dead = socket.socket(socket.AF_UNIX)
+    dead.bind(str(dead_ws / "b.sock"))
+    dead.close()  # the socket file stays, nobody listens: a killed server
+    dead_copy = _model_copy(tmp_path / "folderEf34Gh", dead_ws)
+    live_ws = home / "workspace_live"
+    live_ws.mkdir()
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(live_ws / "b.sock"))
+    listener.listen()
+    live_copy = _model_copy(tmp_path / "folderIj56Kl", live_ws)
+    orphan = home / "workspace_orphan"  # a dead server's workspace whose copies are already gone
+    orphan.mkdir()
+    (tmp_path / "folderNotOurs").mkdir()
+    (tmp_path / "folderNotOurs" / "config.pbtxt").write_text('name: "someone else"\n')
+    (tmp_path / "folder_plain_file").write_text("not a folder")
+    try:
+        # just written: a silent workspace may belong to a server still starting, so only the orphaned copy goes
+        assert remove_triton_leftovers(home, tmp_path) == [missing]
+        later = time.time() + 3600
+        assert remove_triton_leftovers(home, tmp_path, now=later) == [dead_copy, dead_ws, orphan]
+        assert live_copy.exists() and live_ws.exists() and (tmp_path / "folderNotOurs").exists()
+        assert remove_triton_leftovers(home, tmp_path, now=later) == []
+    finally:
+        listener.close()

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import socket
 import sys
 import sysconfig
+import tempfile
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -260,6 +264,68 @@ def triton_config(cfg: ServeConfig, log_file: Path | None = None) -> Any:
     )
 
 
+_WORKSPACE = re.compile(r'key:\s*"workspace-path"\s*value\s*\{\s*string_value:\s*"([^"]+)"')
+STALE_AFTER_S = 300.0  # a copy this fresh may belong to a server still starting up
+
+
+def server_alive(workspace: Path) -> bool:
+    """A PyTriton workspace belongs to a running server while one of its model sockets accepts a connection."""
+    for path in workspace.glob("*.sock"):
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        probe.settimeout(0.5)
+        try:
+            probe.connect(str(path))
+            return True
+        except OSError:
+            continue
+        finally:
+            probe.close()
+    return False
+
+
+def _remove(path: Path, removed: list[Path]) -> None:
+    try:
+        shutil.rmtree(path)
+    except OSError as exc:
+        log.warning("triton_leftover_kept", path=str(path), error=str(exc))
+    else:
+        removed.append(path)
+
+
+def remove_triton_leftovers(
+    home: Path | None = None, tmp: Path | None = None, now: float | None = None
+) -> list[Path]:
+    """Triton copies every model PyTriton loads into ``/tmp/folderXXXXXX``, and PyTriton keeps its sockets in a
+    workspace under ``home`` (PyTriton's home); a killed server leaves both behind, so a line PC restarting
+    ``serve`` would collect them. Remove those of every server that is gone (workspace missing, or no socket in
+    it answers and it is older than :data:`STALE_AFTER_S`); a running server's files and folders that are not
+    such leftovers are left alone. Returns what was removed. Hand-written: no library knows this layout."""
+    now = time.time() if now is None else now
+
+    def gone(workspace: Path, age: float) -> bool:
+        return not workspace.exists() or (age >= STALE_AFTER_S and not server_alive(workspace))
+
+    removed: list[Path] = []
+    for folder in sorted(Path(tmp or tempfile.gettempdir()).glob("folder*")):
+        try:
+            match = _WORKSPACE.search((folder / "config.pbtxt").read_text(errors="replace"))
+            age = now - folder.stat().st_mtime
+        except OSError:
+            continue
+        if match is not None and gone(Path(match.group(1)), age):
+            _remove(folder, removed)
+    for workspace in sorted(home.glob("workspace_*")) if home else []:
+        try:
+            age = now - workspace.stat().st_mtime
+        except OSError:
+            continue
+        if workspace.is_dir() and gone(workspace, age):
+            _remove(workspace, removed)
+    if removed:
+        log.info("triton_leftovers_removed", count=len(removed), paths=[str(p) for p in removed[:6]])
+    return removed
+
+
 def serve(settings: Settings, stop: threading.Event, on_ready: Callable[[list[str]], None]) -> None:
     """Load the networks, start Triton with them and block until ``stop`` is set."""
     try:
@@ -270,6 +336,9 @@ def serve(settings: Settings, stop: threading.Event, on_ready: Callable[[list[st
         ) from exc
     use_own_libpython()
     check_ports_free(settings.serve)
+    from pytriton.constants import PYTRITON_HOME
+
+    remove_triton_leftovers(PYTRITON_HOME)
     served = ServedModels(settings)
     served.load()
     cfg = settings.serve
@@ -297,3 +366,4 @@ def serve(settings: Settings, stop: threading.Event, on_ready: Callable[[list[st
         on_ready(names)
         stop.wait()
         log.info("triton_stopping")
+    remove_triton_leftovers(PYTRITON_HOME)  # PyTriton removed this server's workspace on the way out
