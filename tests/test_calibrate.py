@@ -114,10 +114,10 @@ def test_commands_are_registered():
             p.parse_args(["eval", "/data", "--out", "o", *removed])
 
 
-def _good_images(folder, count: int):
+def _good_images(folder, count: int, seed: int = 0):
     """``count`` flat noisy 64x64 PNGs in ``folder``: good parts for a bank with ``foreground = "full"``."""
     folder.mkdir()
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     for i in range(count):
         cv2.imwrite(str(folder / f"{i}.png"), rng.integers(90, 110, (64, 64, 3), dtype=np.uint8))
     return folder
@@ -191,15 +191,45 @@ def test_reference_add_says_when_the_camera_would_not_use_its_bank(tmp_path, cap
     assert 'cameras.line1.mode is "zero-shot", which does not use the bank' in out
 
 
+def test_calibrate_leaves_out_the_images_that_built_the_bank(tmp_path, capsys):
+    # A good part scores near 0 against its own patches: thresholds set on the bank's own images would fail
+    # every other good part on the line.
+    bank_images = _good_images(tmp_path / "bank", 3)
+    config = tmp_path / "inspectd.toml"
+    config.write_text(CONFIG.replace('mode = "reference"', 'mode = "reference"\nforeground = "full"'))
+    add = _parser().parse_args(
+        ["reference", "add", "cam1", str(bank_images), "--dir", str(tmp_path / "b"), "--config", str(config)]
+    )
+    assert add.func(add) == 0
+    copies = tmp_path / "copies"  # the same parts under other names are still the bank's own
+    copies.mkdir()
+    for f in bank_images.iterdir():
+        (copies / f"copy-{f.name}").write_bytes(f.read_bytes())
+    same = _parser().parse_args(["calibrate", "cam1", str(copies), "--dry-run", "--config", str(config)])
+    with pytest.raises(
+        ConfigError, match="every image given to calibrate built camera cam1's reference bank"
+    ):
+        same.func(same)
+    others = _good_images(tmp_path / "others", 2, seed=1)
+    mixed = _parser().parse_args(
+        ["calibrate", "cam1", str(bank_images), str(others), "--dry-run", "--config", str(config)]
+    )
+    assert mixed.func(mixed) == 0
+    out, err = capsys.readouterr()
+    assert "3 of the 5 images built camera cam1's reference bank" in err and "left out" in err
+    assert "2 good parts" in out
+
+
 @pytest.mark.slow
 def test_calibrate_command_through_the_inspector_in_reference_mode(tmp_path, models_dir, capsys):
-    good = tmp_path / "good"
-    good.mkdir()
+    good, check = tmp_path / "good", tmp_path / "check"  # parts for the bank, other parts to calibrate on
     rng = np.random.default_rng(1)
-    for i in range(3):
-        img = np.full((96, 96, 3), 40, np.uint8)
-        img[16:80, 16:80] = rng.integers(150, 170, (64, 64, 3), dtype=np.uint8)  # a part on a dark belt
-        cv2.imwrite(str(good / f"{i}.png"), img)
+    for folder in (good, check):
+        folder.mkdir()
+        for i in range(3):
+            img = np.full((96, 96, 3), 40, np.uint8)
+            img[16:80, 16:80] = rng.integers(150, 170, (64, 64, 3), dtype=np.uint8)  # a part on a dark belt
+            cv2.imwrite(str(folder / f"{i}.png"), img)
     config = tmp_path / "inspectd.toml"
     config.write_text(
         f'[models]\ndir = "{models_dir}"\ncache_dir = "{tmp_path / "cache"}"\ndevice = "cpu"\nwarmup = false\n'
@@ -207,7 +237,9 @@ def test_calibrate_command_through_the_inspector_in_reference_mode(tmp_path, mod
     )
     add = _parser().parse_args(["reference", "add", "cam1", str(good), "--config", str(config)])
     assert add.func(add) == 0
-    cal = _parser().parse_args(["calibrate", "cam1", str(good), "--target-frr", "0", "--config", str(config)])
+    cal = _parser().parse_args(
+        ["calibrate", "cam1", str(check), "--target-frr", "0", "--config", str(config)]
+    )
     assert cal.func(cal) == 0
     out = capsys.readouterr().out
     assert "image_threshold: 0.5000 ->" in out and "written to" in out

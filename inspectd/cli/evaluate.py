@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from inspectd.cli.common import EX_FAILURES, EX_OK, EX_USAGE, configure_logging, settings_from_args
+from inspectd.config import CameraConfig
 from inspectd.errors import ConfigError, ImageError, InspectdError
 
 
@@ -108,7 +109,9 @@ def register(subparsers: Any, common: argparse.ArgumentParser | None = None) -> 
         parents=parents,
         help="set CAMERA's thresholds from good parts for a target false reject rate",
         description="Inspect good parts with the camera's configured mode, choose the image and pixel thresholds "
-        "that reject at most --target-frr of them, show before/after and write them into the config.",
+        "that reject at most --target-frr of them, show before/after and write them into the config. For a "
+        "reference or combined camera give good parts other than those its bank was built from: the bank's own "
+        "images score near 0 and are left out.",
     )
     p.add_argument("camera", metavar="CAMERA")
     p.add_argument("images", nargs="+", metavar="IMAGE|DIR")
@@ -304,7 +307,7 @@ def cmd_reference_show(args: argparse.Namespace) -> int:
     bank = MemoryBank.load(folder)
     print(f"{folder}: {bank.features.shape[0]} x {bank.features.shape[1]} features")
     for k, v in sorted(bank.meta.items()):
-        if k != "sources":
+        if k not in ("sources", "image_digests"):
             print(f"  {k}: {v}")
     if bank.meta.get("normaliser_from") != NORMALISER_FROM:
         print(
@@ -313,6 +316,20 @@ def cmd_reference_show(args: argparse.Namespace) -> int:
             f"{args.camera} GOOD_IMAGES...` (thresholds already calibrated on it stay valid until then)"
         )
     return 0
+
+
+def _bank_digests(cam: CameraConfig) -> set[str]:
+    """Pixel digests of the good images that built a reference/combined camera's bank (empty for zero-shot, no
+    bank yet, or a bank from before digests were kept)."""
+    from inspectd.pipeline.reference import BANK_FILE, MemoryBank
+
+    if (
+        cam.mode == "zero-shot"
+        or cam.reference_dir is None
+        or not (Path(cam.reference_dir) / BANK_FILE).is_file()
+    ):
+        return set()
+    return set(MemoryBank.load(Path(cam.reference_dir)).meta.get("image_digests", []))
 
 
 def _ceil6(v: float) -> float:
@@ -329,6 +346,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from inspectd.models.store import ModelStore
     from inspectd.pipeline.calibrate import calibrate, false_rejects, region_level, write_camera_values
     from inspectd.pipeline.inspector import Inspector
+    from inspectd.pipeline.reference import image_digest
 
     settings = settings_from_args(args)
     cam = settings.camera(args.camera)
@@ -337,10 +355,14 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         raise ImageError(
             f"no good-part images found in {' '.join(args.images)}; name image files or folders holding them"
         )
+    in_bank = _bank_digests(cam)
     inspector = Inspector(settings, ModelStore(settings.models, settings.pipeline))
-    scores, maps = [], []
+    scores, maps, own = [], [], []
     for seq, f in enumerate(files):
         image = read_image(f, settings.pipeline.max_image_pixels)
+        if image_digest(image) in in_bank:
+            own.append(f)
+            continue
         result = inspector.inspect(Frame(camera=args.camera, seq=seq, image=image))
         v = result.verdict
         if v.verdict == "error" or result.anomaly_map is None:
@@ -348,6 +370,18 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             continue
         scores.append(float(v.score or 0.0))
         maps.append(np.asarray(result.anomaly_map))
+    if own:
+        print(
+            f"{len(own)} of the {len(files)} images built camera {args.camera}'s reference bank (e.g. {own[0]}) and "
+            "are left out: a part scores near 0 against its own patches, so thresholds set on it would fail every "
+            "other good part",
+            file=sys.stderr,
+        )
+    if len(own) == len(files):
+        raise ConfigError(
+            f"every image given to calibrate built camera {args.camera}'s reference bank; calibrate with other "
+            f"good parts (e.g. `inspectd reference grab {args.camera} DIR` again, then calibrate on DIR)"
+        )
     if not scores:
         raise ConfigError(f"none of the {len(files)} images could be inspected with camera {args.camera!r}")
     t = calibrate(scores, maps, args.target_frr, cam.min_defect_area)

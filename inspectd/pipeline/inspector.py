@@ -439,9 +439,9 @@ class Inspector:
         A good image with no part found is left out with a warning; fewer than two usable images is an error
         that says why the others were refused.
         """
-        from inspectd.pipeline.reference import build_bank
+        from inspectd.pipeline.reference import build_bank, image_digest
 
-        usable, regions, keeps, refused = [], [], [], []
+        usable, regions, keeps, refused, digests = [], [], [], [], []
         for seq, image in enumerate(images):
             plan = self.start(Frame(camera=camera, seq=seq, image=image))
             if plan.done is not None:
@@ -455,12 +455,13 @@ class Inspector:
             usable.append(plan.image)
             regions.append(self.reference_regions(plan))
             keeps.append(self.kept_pixels(plan))
+            digests.append(image_digest(image))
         if len(usable) < 2 and refused:
             raise ImageError(
                 f"camera {camera}: reference mode needs at least 2 usable good images, {len(usable)} of "
                 f"{len(images)} are; the others were refused, e.g. {refused[0]}"
             )
-        return build_bank(
+        bank = build_bank(
             self.store.backbone(),
             usable,
             regions,
@@ -468,6 +469,8 @@ class Inspector:
             self.settings.pipeline.reference_coreset,
             keeps,
         )
+        bank.meta["image_digests"] = digests  # so calibration can refuse the bank's own images
+        return bank
 
     def score_reference(self, plan: FramePlan) -> tuple[np.ndarray, float] | None:
         """PatchCore-style map and score against the camera's good parts, for reference/combined cameras."""

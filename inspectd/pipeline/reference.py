@@ -12,6 +12,7 @@ the default threshold.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -92,6 +93,14 @@ class MemoryBank:
                 f"{bank} has shape {features.shape}, meta.json says {info.get('channels')} channels"
             )
         return cls(features.astype(np.float32), info)
+
+
+def image_digest(image: np.ndarray) -> str:
+    """A short digest of an image's pixels (and shape): the same part read from a copied or renamed file has the
+    same one, so calibration can tell the bank's own good images from other good parts."""
+    h = hashlib.sha256(str(image.shape).encode())
+    h.update(np.ascontiguousarray(image).tobytes())
+    return h.hexdigest()[:20]
 
 
 def nearest_distance(queries: torch.Tensor, bank: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
