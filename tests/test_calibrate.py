@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -123,6 +124,17 @@ def _good_images(folder, count: int, seed: int = 0):
     return folder
 
 
+def _reference_camera(tmp_path, good) -> Path:
+    """A config whose camera cam1 runs reference mode on the whole frame, with a bank built from ``good``."""
+    config = tmp_path / "inspectd.toml"
+    config.write_text(CONFIG.replace('mode = "reference"', 'mode = "reference"\nforeground = "full"'))
+    add = _parser().parse_args(
+        ["reference", "add", "cam1", str(good), "--dir", str(tmp_path / "bank"), "--config", str(config)]
+    )
+    assert add.func(add) == 0
+    return config
+
+
 def test_reference_add_builds_bank_and_records_it_in_config(tmp_path, capsys):
     good = _good_images(tmp_path / "good", 3)
     config = tmp_path / "inspectd.toml"
@@ -156,12 +168,7 @@ def test_reference_add_builds_bank_and_records_it_in_config(tmp_path, capsys):
 
 def test_a_bank_from_before_the_map_scale_still_scores_and_says_to_rebuild(tmp_path, capsys):
     good = _good_images(tmp_path / "good", 3)
-    config = tmp_path / "inspectd.toml"
-    config.write_text(CONFIG.replace('mode = "reference"', 'mode = "reference"\nforeground = "full"'))
-    add = _parser().parse_args(
-        ["reference", "add", "cam1", str(good), "--dir", str(tmp_path / "bank"), "--config", str(config)]
-    )
-    assert add.func(add) == 0
+    config = _reference_camera(tmp_path, good)
     settings = load_settings(config)
     meta_file = settings.camera("cam1").reference_dir / "meta.json"
     meta = json.loads(meta_file.read_text())
@@ -194,13 +201,8 @@ def test_reference_add_says_when_the_camera_would_not_use_its_bank(tmp_path, cap
 def test_calibrate_leaves_out_the_images_that_built_the_bank(tmp_path, capsys):
     # A good part scores near 0 against its own patches: thresholds set on the bank's own images would fail
     # every other good part on the line.
-    bank_images = _good_images(tmp_path / "bank", 3)
-    config = tmp_path / "inspectd.toml"
-    config.write_text(CONFIG.replace('mode = "reference"', 'mode = "reference"\nforeground = "full"'))
-    add = _parser().parse_args(
-        ["reference", "add", "cam1", str(bank_images), "--dir", str(tmp_path / "b"), "--config", str(config)]
-    )
-    assert add.func(add) == 0
+    bank_images = _good_images(tmp_path / "good", 3)
+    config = _reference_camera(tmp_path, bank_images)
     copies = tmp_path / "copies"  # the same parts under other names are still the bank's own
     copies.mkdir()
     for f in bank_images.iterdir():

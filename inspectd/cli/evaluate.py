@@ -22,7 +22,9 @@ def register(subparsers: Any, common: argparse.ArgumentParser | None = None) -> 
         parents=parents,
         help="measure detection quality on a benchmark folder (MVTec or VisA layout)",
         description="Score every test image of each class and report image AUROC/AP/F1-max and pixel "
-        "AUROC/AP/F1-max/AUPRO@0.3 per class and their mean (metrics.md, .json, .csv, images.csv, figures/).",
+        "AUROC/AP/F1-max/AUPRO@0.3 per class and their mean, and the share of good parts passed and defective "
+        "parts failed at the camera's thresholds (metrics.md, .json, .csv, images.csv with each verdict, "
+        "figures/).",
     )
     p.add_argument("root", metavar="ROOT")
     p.add_argument("--layout", choices=["mvtec", "visa"], default="mvtec")
