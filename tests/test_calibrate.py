@@ -186,6 +186,32 @@ def test_a_bank_from_before_the_map_scale_still_scores_and_says_to_rebuild(tmp_p
     assert old["camera"] == "cam1" and "inspectd reference add cam1" in old["action"]
 
 
+def test_a_bank_that_saw_another_view_is_refused_by_name_without_a_traceback(tmp_path):
+    good = _good_images(tmp_path / "good", 3)
+    config = _reference_camera(tmp_path, good)
+    settings = load_settings(config)
+    bank_dir = settings.camera("cam1").reference_dir
+    assert MemoryBank.load(bank_dir).meta["foreground"] == "full"
+    image = cv2.imread(str(sorted(good.iterdir())[0]))[..., ::-1].copy()
+    roi = settings.model_copy(
+        update={"cameras": {"cam1": settings.camera("cam1").model_copy(update={"roi": (0, 0, 32, 32)})}}
+    )
+    inspector = Inspector(roi, ModelStore(roi.models, roi.pipeline))
+    with capture_logs() as logs:
+        result = inspector.inspect(Frame(camera="cam1", seq=1, image=image))
+    assert result.verdict.verdict == "error" and "built with roi = None" in result.verdict.detail
+    assert "inspectd reference add cam1" in result.verdict.detail
+    assert all(e["log_level"] != "exception" and "exc_info" not in e for e in logs)
+    meta_file = bank_dir / "meta.json"
+    meta = json.loads(meta_file.read_text())
+    meta["foreground"] = "isnet"  # as if built while the camera looked for parts with IS-Net
+    meta_file.write_text(json.dumps(meta))
+    inspector = Inspector(settings, ModelStore(settings.models, settings.pipeline))
+    result = inspector.inspect(Frame(camera="cam1", seq=2, image=image))
+    assert result.verdict.verdict == "error"
+    assert "built with foreground = 'isnet', the camera now has 'full'" in result.verdict.detail
+
+
 def test_reference_add_says_when_the_camera_would_not_use_its_bank(tmp_path, capsys):
     good = _good_images(tmp_path / "good", 2)
     config = tmp_path / "inspectd.toml"

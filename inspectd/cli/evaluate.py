@@ -209,7 +209,6 @@ def cmd_reference_add(args: argparse.Namespace) -> int:
     images = _read_images(settings, files)
     inspector = Inspector(settings, ModelStore(settings.models, settings.pipeline))
     bank = inspector.build_reference(args.camera, images, [str(f) for f in files])
-    bank.meta["foreground"] = inspector.camera_config(args.camera).foreground
     bank.meta["sources"] = [str(f) for f in files]
     bank.save(folder)
     print(

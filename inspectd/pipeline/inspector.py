@@ -18,7 +18,13 @@ import numpy as np
 import torch
 
 from inspectd.config import CameraConfig, Settings
-from inspectd.errors import ConfigError, ErrorReason, ImageError, InferenceUnavailable
+from inspectd.errors import (
+    ConfigError,
+    ErrorReason,
+    ImageError,
+    InspectdError,
+    ModelLoadError,
+)
 from inspectd.frame import Defect, Frame, Verdict
 from inspectd.logs import get_logger
 from inspectd.method.complexity import complexity_for, complexity_from_masks
@@ -469,8 +475,30 @@ class Inspector:
             self.settings.pipeline.reference_coreset,
             keeps,
         )
+        cam = self.camera_config(camera)
         bank.meta["image_digests"] = digests  # so calibration can refuse the bank's own images
+        bank.meta["foreground"] = cam.foreground
+        bank.meta["roi"] = list(cam.roi) if cam.roi else None
         return bank
+
+    def check_bank_fits(self, name: str, camera: CameraConfig, meta: dict[str, Any]) -> None:
+        """A bank must have seen the camera's view as its frames are seen now: the same foreground rule and,
+        where the whole ROI is the part (``foreground = "full"``), the same ROI. Banks that do not record one
+        are taken as they are."""
+        built = meta.get("foreground")
+        if built is not None and built != camera.foreground:
+            raise ModelLoadError(
+                f"camera {name}: its reference bank was built with foreground = {built!r}, the camera now has "
+                f"{camera.foreground!r}; rebuild the bank with `inspectd reference add {name} GOOD_IMAGES...` "
+                f"or set cameras.{name}.foreground = {built!r} again"
+            )
+        roi = list(camera.roi) if camera.roi else None
+        if camera.foreground == "full" and "roi" in meta and meta["roi"] != roi:
+            raise ModelLoadError(
+                f"camera {name}: its reference bank was built with roi = {meta['roi']}, the camera now has "
+                f'roi = {roi}, and with foreground = "full" the ROI is the part; rebuild the bank with '
+                f"`inspectd reference add {name} GOOD_IMAGES...` or restore cameras.{name}.roi"
+            )
 
     def score_reference(self, plan: FramePlan) -> tuple[np.ndarray, float] | None:
         """PatchCore-style map and score against the camera's good parts, for reference/combined cameras."""
@@ -480,6 +508,7 @@ class Inspector:
 
         t0 = time.perf_counter()
         bank = self._reference(plan.frame.camera, plan.camera)
+        self.check_bank_fits(plan.frame.camera, plan.camera, bank.meta)
         result = score_image(
             self.store.backbone(),
             bank,
@@ -598,7 +627,7 @@ class Inspector:
             return self.finish(plan, outputs, reference)
         except (ConfigError, ImageError):
             raise
-        except InferenceUnavailable as exc:
+        except InspectdError as exc:  # explained by its message (server away, bank that no longer fits)
             log.error("inspection_failed", camera=frame.camera, seq=frame.seq, error=str(exc))
             return self.fail(plan, exc.reason, str(exc))
         except Exception as exc:

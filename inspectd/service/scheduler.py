@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from inspectd.config import SchedulerConfig
-from inspectd.errors import ErrorReason, InferenceUnavailable, InspectdError
+from inspectd.errors import ErrorReason, InspectdError
 from inspectd.frame import Frame
 from inspectd.logs import get_logger
 from inspectd.pipeline.inspector import FramePlan, InspectionResult, Inspector
@@ -326,7 +326,7 @@ class Scheduler:
                 insp.measure_complexity(plan)
             ticket.reference = insp.score_reference(plan)
         except Exception as exc:  # a fault in one frame must not stop the line
-            if isinstance(exc, InferenceUnavailable):
+            if isinstance(exc, InspectdError):  # explained by its message: no traceback per frame
                 log.error("frame_failed", camera=ticket.camera, seq=ticket.frame.seq, error=str(exc))
             else:
                 log.exception("frame_failed", camera=ticket.camera, seq=ticket.frame.seq)
@@ -367,7 +367,7 @@ class Scheduler:
         try:
             outputs = self.inspector.score_tiles([t.plan for t in batch], self.cfg.max_batch_tiles)
         except Exception as exc:
-            if isinstance(exc, InferenceUnavailable):
+            if isinstance(exc, InspectdError):
                 log.error("batch_failed", tiles=n, frames=len(batch), error=str(exc))
             else:
                 log.exception("batch_failed", tiles=n, frames=len(batch))
