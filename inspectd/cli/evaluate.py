@@ -12,6 +12,9 @@ from inspectd.cli.common import EX_FAILURES, EX_OK, EX_USAGE, configure_logging,
 from inspectd.config import CameraConfig
 from inspectd.errors import ConfigError, ImageError, InspectdError
 
+# Fewer good parts than this give a bank whose score scale rests on too few held-out maps.
+FEW_REFERENCES = 8
+
 
 def register(subparsers: Any, common: argparse.ArgumentParser | None = None) -> None:
     """Add the eval, reference and calibrate commands to the main parser's subparsers."""
@@ -211,10 +214,18 @@ def cmd_reference_add(args: argparse.Namespace) -> int:
     bank = inspector.build_reference(args.camera, images, [str(f) for f in files])
     bank.meta["sources"] = [str(f) for f in files]
     bank.save(folder)
+    used = bank.meta["images"]
     print(
-        f"camera {args.camera}: memory bank of {bank.meta['coreset']} patches from {len(files)} images "
+        f"camera {args.camera}: memory bank of {bank.meta['coreset']} patches from "
+        f"{used if used == len(files) else f'{used} of {len(files)}'} images "
         f"({bank.meta['patches']} patches of its parts) written to {folder}"
     )
+    if used < FEW_REFERENCES:
+        print(
+            f"only {used} good parts: the score scale (the least typical of them lands at 0.5) is rough with so "
+            f"few; {2 * FEW_REFERENCES} from this camera is what the README's quality figures use "
+            f"(`inspectd reference grab {args.camera} DIR --count {2 * FEW_REFERENCES}`)"
+        )
     if args.config and settings.camera(args.camera).reference_dir != folder:
         before = write_camera_values(Path(args.config), args.camera, {"reference_dir": str(folder)})
         print(f"{args.config}: cameras.{args.camera}.reference_dir {before['reference_dir']} -> {folder}")
