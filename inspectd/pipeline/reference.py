@@ -47,6 +47,10 @@ META_DEFAULTS: dict[str, Any] = {"min_side": 0}
 # smoothed as frames are. Banks without the key measured raw patch distances, which put good frames near 0.
 NORMALISER_FROM = "maps"
 
+# Map values per good image that the normaliser's median is taken from (every k-th pixel): 64 references of
+# 5-megapixel frames would otherwise hold over a gigabyte of floats for one median.
+MEDIAN_SAMPLES = 1 << 18
+
 BANK_FILE = "bank.npy"
 META_FILE = "meta.json"
 
@@ -206,7 +210,7 @@ def build_bank(
         values = dist[covered]
         if values.size == 0:
             raise ImageError(f"good image {i} has no pixel inside its part's outline to score")
-        held_out.append(values)
+        held_out.append(values[:: max(1, values.size // MEDIAN_SAMPLES)])  # bounded memory for large frames
         per_image_max.append(float(values.max()))
     stats = normaliser_stats(np.concatenate(held_out), np.asarray(per_image_max))
     meta = {
