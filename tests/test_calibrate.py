@@ -160,6 +160,9 @@ def test_reference_add_builds_bank_and_records_it_in_config(tmp_path, capsys):
     added = capsys.readouterr().out
     assert "reference_dir None ->" in added and "takes the new bank on reload" in added
     assert "from 3 images" in added and "only 3 good parts" in added
+    assert (
+        "each good part scored against the others: " in added and "1 of 3 reach image_threshold 0.5" in added
+    )
     show = _parser().parse_args(["reference", "show", "cam1", "--config", str(config)])
     assert show.func(show) == 0
     shown = capsys.readouterr().out

@@ -220,6 +220,13 @@ def cmd_reference_add(args: argparse.Namespace) -> int:
         f"{used if used == len(files) else f'{used} of {len(files)}'} images "
         f"({bank.meta['patches']} patches of its parts) written to {folder}"
     )
+    cam = settings.camera(args.camera)
+    held = bank.meta["held_out_scores"]
+    print(
+        f"each good part scored against the others: {min(held):.3f} to {max(held):.3f}; "
+        f"{sum(v >= cam.image_threshold for v in held)} of {used} reach image_threshold {cam.image_threshold:g}. "
+        f"Set the false-reject rate you want with `inspectd calibrate {args.camera} OTHER_GOOD_IMAGES...`"
+    )
     if used < FEW_REFERENCES:
         print(
             f"only {used} good parts: the score scale (the least typical of them lands at 0.5) is rough with so "

@@ -222,6 +222,10 @@ def build_bank(
         "coreset": int(bank.shape[0]),
         "normaliser": stats,
         "normaliser_from": NORMALISER_FROM,
+        # each good image's score against the others: what the default thresholds do to parts like them
+        "held_out_scores": [
+            round(float(v), 4) for v in normalise_distances(np.asarray(per_image_max), stats)
+        ],
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     log.info(
