@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -11,6 +13,7 @@ import numpy as np
 import pytest
 from structlog.testing import capture_logs
 
+from inspectd.cli.config import reference_problems
 from inspectd.cli.evaluate import register
 from inspectd.config import load_settings
 from inspectd.errors import ConfigError
@@ -214,6 +217,30 @@ def test_a_bank_that_saw_another_view_is_refused_by_name_without_a_traceback(tmp
     result = inspector.inspect(Frame(camera="cam1", seq=2, image=image))
     assert result.verdict.verdict == "error"
     assert "built with foreground = 'isnet', the camera now has 'full'" in result.verdict.detail
+
+
+def test_check_config_warns_about_a_bank_that_would_not_score(tmp_path):
+    good = _good_images(tmp_path / "good", 3)
+    config = _reference_camera(tmp_path, good)
+    assert reference_problems(load_settings(config)) == []
+    text = config.read_text()
+    config.write_text(
+        text.replace('foreground = "full"', 'foreground = "isnet"')
+        + '[cameras.cam1.source]\nuri = "0"\n[cameras.new]\nmode = "combined"\n[cameras.new.source]\nuri = "1"\n'
+        + "[pipeline.reference]\ntile = 256\n"
+    )
+    problems = reference_problems(load_settings(config))
+    assert any("built with tile 320 (now 256)" in p for p in problems)
+    assert any("built with foreground = 'full', the camera now has 'isnet'" in p for p in problems)
+    assert any("camera new: mode 'combined' needs cameras.new.reference_dir" in p for p in problems)
+    proc = subprocess.run(
+        [sys.executable, "-m", "inspectd.cli.main", "check-config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr  # the config is valid; the banks are rebuilt after it
+    assert proc.stderr.count("warning: camera") == len(problems) == 3
 
 
 def test_reference_add_says_when_the_camera_would_not_use_its_bank(tmp_path, capsys):

@@ -481,34 +481,17 @@ class Inspector:
         bank.meta["roi"] = list(cam.roi) if cam.roi else None
         return bank
 
-    def check_bank_fits(self, name: str, camera: CameraConfig, meta: dict[str, Any]) -> None:
-        """A bank must have seen the camera's view as its frames are seen now: the same foreground rule and,
-        where the whole ROI is the part (``foreground = "full"``), the same ROI. Banks that do not record one
-        are taken as they are."""
-        built = meta.get("foreground")
-        if built is not None and built != camera.foreground:
-            raise ModelLoadError(
-                f"camera {name}: its reference bank was built with foreground = {built!r}, the camera now has "
-                f"{camera.foreground!r}; rebuild the bank with `inspectd reference add {name} GOOD_IMAGES...` "
-                f"or set cameras.{name}.foreground = {built!r} again"
-            )
-        roi = list(camera.roi) if camera.roi else None
-        if camera.foreground == "full" and "roi" in meta and meta["roi"] != roi:
-            raise ModelLoadError(
-                f"camera {name}: its reference bank was built with roi = {meta['roi']}, the camera now has "
-                f'roi = {roi}, and with foreground = "full" the ROI is the part; rebuild the bank with '
-                f"`inspectd reference add {name} GOOD_IMAGES...` or restore cameras.{name}.roi"
-            )
-
     def score_reference(self, plan: FramePlan) -> tuple[np.ndarray, float] | None:
         """PatchCore-style map and score against the camera's good parts, for reference/combined cameras."""
         if plan.done is not None or plan.camera.mode == "zero-shot":
             return None
-        from inspectd.pipeline.reference import score_image
+        from inspectd.pipeline.reference import score_image, view_misfits
 
         t0 = time.perf_counter()
         bank = self._reference(plan.frame.camera, plan.camera)
-        self.check_bank_fits(plan.frame.camera, plan.camera, bank.meta)
+        misfits = view_misfits(plan.frame.camera, plan.camera, bank.meta)
+        if misfits:
+            raise ModelLoadError(misfits[0])
         result = score_image(
             self.store.backbone(),
             bank,

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import torch
 
-from inspectd.config import ReferenceConfig
+from inspectd.config import CameraConfig, ReferenceConfig, Settings
 from inspectd.errors import ImageError, ModelLoadError, ModelNotFoundError
 from inspectd.logs import get_logger
 from inspectd.method.patchcore import (
@@ -168,6 +168,65 @@ def geometry(backbone: EfficientNetLite, cfg: ReferenceConfig) -> dict[str, Any]
         "tile": cfg.tile,
         "min_side": cfg.min_side,
     }
+
+
+def view_misfits(name: str, camera: CameraConfig, meta: dict[str, Any]) -> list[str]:
+    """Why a bank's good parts were seen otherwise than ``camera`` sees its frames now: another foreground rule,
+    or, where the whole ROI is the part (``foreground = "full"``), another ROI. Empty when it fits; banks that do
+    not record one are taken as they are."""
+    out = []
+    built = meta.get("foreground")
+    if built is not None and built != camera.foreground:
+        out.append(
+            f"camera {name}: its reference bank was built with foreground = {built!r}, the camera now has "
+            f"{camera.foreground!r}; rebuild the bank with `inspectd reference add {name} GOOD_IMAGES...` or "
+            f"set cameras.{name}.foreground = {built!r} again"
+        )
+    roi = list(camera.roi) if camera.roi else None
+    if camera.foreground == "full" and "roi" in meta and meta["roi"] != roi:
+        out.append(
+            f"camera {name}: its reference bank was built with roi = {meta['roi']}, the camera now has roi = "
+            f'{roi}, and with foreground = "full" the ROI is the part; rebuild the bank with '
+            f"`inspectd reference add {name} GOOD_IMAGES...` or restore cameras.{name}.roi"
+        )
+    return out
+
+
+def bank_misfits(name: str, settings: Settings) -> list[str]:
+    """Everything that keeps camera ``name``'s bank from scoring its frames, read from the bank's files without
+    loading a network (for `check-config`): no bank, an unreadable one, another backbone, stages or tiling
+    than the settings, another view (:func:`view_misfits`). Empty for a zero-shot camera or a bank that fits."""
+    camera = settings.camera(name)
+    if camera.mode == "zero-shot":
+        return []
+    if camera.reference_dir is None:
+        return [
+            f"camera {name}: mode {camera.mode!r} needs cameras.{name}.reference_dir; create it with "
+            f"`inspectd reference add {name} GOOD_IMAGES...`"
+        ]
+    try:
+        meta = MemoryBank.load(Path(camera.reference_dir)).meta
+    except (ModelNotFoundError, ModelLoadError) as exc:
+        return [f"camera {name}: {exc}"]
+    cfg = camera.reference(settings.pipeline)
+    want = {
+        "backbone": settings.models.reference_backbone,
+        "stages": list(settings.models.reference_stages),
+        "scale": cfg.scale,
+        "tile": cfg.tile,
+        "min_side": cfg.min_side,
+    }
+    have = {k: meta.get(k, META_DEFAULTS.get(k)) for k in want}
+    have["backbone"] = str(have["backbone"]).split("@")[
+        0
+    ]  # the weights' hash is checked when frames are scored
+    out = [
+        f"camera {name}: its reference bank was built with {k} {have[k]} (now {want[k]}); rebuild it with "
+        f"`inspectd reference add {name} GOOD_IMAGES...` or restore the settings it was built with"
+        for k in want
+        if have[k] != want[k]
+    ]
+    return out + view_misfits(name, camera, meta)
 
 
 def build_bank(
