@@ -161,9 +161,14 @@ def cut(regions: list[Box], image_hw: tuple[int, int], cfg: ReferenceConfig) -> 
 def geometry(backbone: EfficientNetLite, cfg: ReferenceConfig) -> dict[str, Any]:
     """What a bank must share with the frames it scores: backbone, feature stages and the tiling (scale, tile
     side, min_side)."""
+    return geometry_of(backbone.model_id, backbone.stages, cfg)
+
+
+def geometry_of(backbone: str, stages: tuple[int, ...], cfg: ReferenceConfig) -> dict[str, Any]:
+    """:func:`geometry` from the backbone's id (or, before it is loaded, its name) and stages."""
     return {
-        "backbone": backbone.model_id,
-        "stages": list(backbone.stages),
+        "backbone": backbone,
+        "stages": list(stages),
         "scale": cfg.scale,
         "tile": cfg.tile,
         "min_side": cfg.min_side,
@@ -208,14 +213,10 @@ def bank_misfits(name: str, settings: Settings) -> list[str]:
         meta = MemoryBank.load(Path(camera.reference_dir)).meta
     except (ModelNotFoundError, ModelLoadError) as exc:
         return [f"camera {name}: {exc}"]
-    cfg = camera.reference(settings.pipeline)
-    want = {
-        "backbone": settings.models.reference_backbone,
-        "stages": list(settings.models.reference_stages),
-        "scale": cfg.scale,
-        "tile": cfg.tile,
-        "min_side": cfg.min_side,
-    }
+    models = settings.models
+    want = geometry_of(
+        models.reference_backbone, models.reference_stages, camera.reference(settings.pipeline)
+    )
     have = {k: meta.get(k, META_DEFAULTS.get(k)) for k in want}
     have["backbone"] = str(have["backbone"]).split("@")[
         0
