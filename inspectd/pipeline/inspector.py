@@ -447,6 +447,7 @@ class Inspector:
         """
         from inspectd.pipeline.reference import build_bank, image_digest
 
+        cam = self.camera_config(camera)
         usable, regions, keeps, refused, digests = [], [], [], [], []
         for seq, image in enumerate(images):
             plan = self.start(Frame(camera=camera, seq=seq, image=image))
@@ -471,11 +472,10 @@ class Inspector:
             self.store.backbone(),
             usable,
             regions,
-            self.camera_config(camera).reference(self.settings.pipeline),
+            cam.reference(self.settings.pipeline),
             self.settings.pipeline.reference_coreset,
             keeps,
         )
-        cam = self.camera_config(camera)
         bank.meta["image_digests"] = digests  # so calibration can refuse the bank's own images
         bank.meta["foreground"] = cam.foreground
         bank.meta["roi"] = list(cam.roi) if cam.roi else None
