@@ -296,6 +296,21 @@ def test_calibrate_command_through_the_inspector_in_reference_mode(tmp_path, mod
     )
     add = _parser().parse_args(["reference", "add", "cam1", str(good), "--config", str(config)])
     assert add.func(add) == 0
+    # a camera not in the config yet gets the defaults (IS-Net finds the parts), and add says what to set
+    loose = _parser().parse_args(
+        [
+            "reference",
+            "add",
+            "later",
+            str(good),
+            "--dir",
+            str(tmp_path / "later"),
+            "--models-dir",
+            str(models_dir),
+        ]
+    )
+    assert loose.func(loose) == 0
+    assert 'set cameras.later.reference_dir = "' in capsys.readouterr().out
     cal = _parser().parse_args(
         ["calibrate", "cam1", str(check), "--target-frr", "0", "--config", str(config)]
     )

@@ -220,7 +220,7 @@ def cmd_reference_add(args: argparse.Namespace) -> int:
         f"{used if used == len(files) else f'{used} of {len(files)}'} images "
         f"({bank.meta['patches']} patches of its parts) written to {folder}"
     )
-    cam = settings.camera(args.camera)
+    cam = inspector.camera_config(args.camera)  # a camera not in the config yet gets the defaults
     held = bank.meta["held_out_scores"]
     print(
         f"each good part scored against the others: {min(held):.3f} to {max(held):.3f}; "
