@@ -218,9 +218,8 @@ def bank_misfits(name: str, settings: Settings) -> list[str]:
         models.reference_backbone, models.reference_stages, camera.reference(settings.pipeline)
     )
     have = {k: meta.get(k, META_DEFAULTS.get(k)) for k in want}
-    have["backbone"] = str(have["backbone"]).split("@")[
-        0
-    ]  # the weights' hash is checked when frames are scored
+    # the name only: the weights' hash after "@" is checked when frames are scored
+    have["backbone"] = str(have["backbone"]).split("@")[0]
     out = [
         f"camera {name}: its reference bank was built with {k} {have[k]} (now {want[k]}); rebuild it with "
         f"`inspectd reference add {name} GOOD_IMAGES...` or restore the settings it was built with"
