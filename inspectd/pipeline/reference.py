@@ -175,6 +175,20 @@ def geometry_of(backbone: str, stages: tuple[int, ...], cfg: ReferenceConfig) ->
     }
 
 
+def geometry_changes(meta: dict[str, Any], want: dict[str, Any]) -> list[str]:
+    """``"key built (now wanted)"`` for each part of :func:`geometry` where a bank's ``meta`` differs from
+    ``want``; a key the bank lacks means :data:`META_DEFAULTS`. A backbone wanted by name alone (before it is
+    loaded) matches that network with any weights: their hash after "@" is checked when frames are scored."""
+    out = []
+    for key, wanted in want.items():
+        built = meta.get(key, META_DEFAULTS.get(key))
+        if key == "backbone" and "@" not in str(wanted):
+            built = str(built).split("@")[0]
+        if built != wanted:
+            out.append(f"{key} {built} (now {wanted})")
+    return out
+
+
 def view_misfits(name: str, camera: CameraConfig, meta: dict[str, Any]) -> list[str]:
     """Why a bank's good parts were seen otherwise than ``camera`` sees its frames now: another foreground rule,
     or, where the whole ROI is the part (``foreground = "full"``), another ROI. Empty when it fits; banks that do
@@ -217,14 +231,10 @@ def bank_misfits(name: str, settings: Settings) -> list[str]:
     want = geometry_of(
         models.reference_backbone, models.reference_stages, camera.reference(settings.pipeline)
     )
-    have = {k: meta.get(k, META_DEFAULTS.get(k)) for k in want}
-    # the name only: the weights' hash after "@" is checked when frames are scored
-    have["backbone"] = str(have["backbone"]).split("@")[0]
     out = [
-        f"camera {name}: its reference bank was built with {k} {have[k]} (now {want[k]}); rebuild it with "
+        f"camera {name}: its reference bank was built with {change}; rebuild it with "
         f"`inspectd reference add {name} GOOD_IMAGES...` or restore the settings it was built with"
-        for k in want
-        if have[k] != want[k]
+        for change in geometry_changes(meta, want)
     ]
     return out + view_misfits(name, camera, meta)
 
@@ -300,10 +310,9 @@ def build_bank(
 
 def check_compatible(backbone: EfficientNetLite, bank: MemoryBank, cfg: ReferenceConfig) -> None:
     """A bank must be scored with the backbone, stages and tiling that built it."""
-    want = geometry(backbone, cfg)
-    have = {k: bank.meta.get(k, META_DEFAULTS.get(k)) for k in want}
-    if have != want:
-        diff = ", ".join(f"{k} {have[k]} (now {want[k]})" for k in want if have[k] != want[k])
+    changes = geometry_changes(bank.meta, geometry(backbone, cfg))
+    if changes:
+        diff = ", ".join(changes)
         raise ModelLoadError(
             f"reference bank was built with {diff}; rebuild it with `inspectd reference add CAMERA GOOD_IMAGES...`"
             " or restore the settings it was built with (models.reference_*, pipeline.reference)"
