@@ -68,9 +68,14 @@ KINDS: tuple[str | None, ...] = (None, "scratch", None, "spot")
 """The defect of generated part ``i`` (sample file or clip frame) is ``KINDS[i % 4]``; None is a good part."""
 
 
+def part_defect(index: int) -> str | None:
+    """The defect generated part ``index`` (0-based) gets: 'scratch', 'spot', or None for a good part."""
+    return KINDS[index % len(KINDS)]
+
+
 def part_kind(index: int) -> str:
     """What generated part ``index`` (0-based) shows: 'good', 'scratch' or 'spot'."""
-    return KINDS[index % len(KINDS)] or "good"
+    return part_defect(index) or "good"
 
 
 def write_samples(folder: Path, count: int = 6, width: int = 640, height: int = 480) -> list[Path]:
@@ -78,7 +83,7 @@ def write_samples(folder: Path, count: int = 6, width: int = 640, height: int = 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for i in range(count):
-        s = make_part(width, height, KINDS[i % len(KINDS)], seed=i)
+        s = make_part(width, height, part_defect(i), seed=i)
         path = folder / f"{s.name}.png"
         cv2.imwrite(str(path), s.image[..., ::-1])
         paths.append(path)
@@ -101,7 +106,7 @@ def write_clip(
     if not writer.isOpened():
         raise RuntimeError(f"OpenCV cannot write MJPG video to {path}")
     for i in range(frames):
-        kind = None if good_only else KINDS[i % len(KINDS)]
+        kind = None if good_only else part_defect(i)
         writer.write(make_part(width, height, kind, seed=first_seed + i).image[..., ::-1])
     writer.release()
     return path
