@@ -9,6 +9,7 @@ put first on ``LD_LIBRARY_PATH`` before the server starts.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -301,9 +302,10 @@ def remove_triton_leftovers(
     it answers and it is older than :data:`STALE_AFTER_S`); a running server's files and folders that are not
     such leftovers are left alone. Returns what was removed. Hand-written: no library knows this layout."""
     now = time.time() if now is None else now
+    alive = functools.cache(server_alive)  # one probe per workspace, not one per model copy
 
     def gone(workspace: Path, age: float) -> bool:
-        return not workspace.exists() or (age >= STALE_AFTER_S and not server_alive(workspace))
+        return not workspace.exists() or (age >= STALE_AFTER_S and not alive(workspace))
 
     removed: list[Path] = []
     for folder in sorted(Path(tmp or tempfile.gettempdir()).glob("folder*")):
