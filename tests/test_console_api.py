@@ -15,6 +15,7 @@ import pytest
 from inspectd.bench.subscriber import Subscriber
 from inspectd.config import load_settings
 from inspectd.frame import Frame, Verdict
+from inspectd.imaging.codec import decode_image, read_image
 from inspectd.pipeline.inspector import InspectionResult
 from inspectd.service.daemon import Daemon
 from tests.plugins.console import (
@@ -25,7 +26,7 @@ from tests.plugins.console import (
     password_file,
 )
 from tests.plugins.daemon import running
-from tests.plugins.parts import wait_until
+from tests.plugins.parts import png, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -190,30 +191,39 @@ def test_preview_apply_and_the_next_verdict_uses_the_new_threshold(console_line,
 
 def test_add_good_parts_to_the_reference_bank(console_line, tmp_path, logs):
     pw = password_file(tmp_path)
-    daemon, path, ports = console_line(["cam"], {"password_file": str(pw)})
+    console = {"password_file": str(pw), "image_max_side": 128, "reference_frames": 3}
+    daemon, path, ports = console_line(["cam"], console)
+
+    def add(records: list[dict]) -> httpx.Response:
+        body = {"records": [p["id"] for p in records]}
+        return httpx.post(url(daemon, "/api/cameras/cam/references"), json=body, headers=auth(), timeout=120)
+
     with running(daemon):
         cam = Camera(ports["cam"])
         for i in range(4):
             cam.send(f"G-{i}", 30 + i)
-        parts = wait_parts(daemon, "cam", 4)
-        r = httpx.post(
-            url(daemon, "/api/cameras/cam/references"),
-            json={"records": [p["id"] for p in parts[1:]]},
-            headers=auth(),
-            timeout=120,
+        parts = wait_parts(daemon, "cam", 4)  # newest first: G-3 .. G-0
+        wait_until(
+            lambda: "frame.png" not in history(daemon, "cam")[3]["artifacts"], 30, "G-0's frame released"
         )
-        again = httpx.post(
-            url(daemon, "/api/cameras/cam/references"),
-            json={"records": [parts[0]["id"]]},
-            headers=auth(),
-            timeout=120,
-        )
+        r = add(parts[:3])
+        too_old = add(parts[3:])
+        cam.send("G-4", 34)
+        newest = wait_parts(daemon, "cam", 5)[0]
+        again = add([newest])
         cam.close()
     assert r.status_code == 200, r.text
     bank = r.json()["bank"]
     folder = load_settings(path).cameras["cam"].reference_dir
     assert folder is not None and str(folder) == bank["folder"] and str(tmp_path) in bank["folder"]
     assert (folder / "bank.npy").is_file() and (folder / "meta.json").is_file() and bank["images"] == 3
+    for part, seed in zip(parts[:3], (33, 32, 31), strict=True):
+        kept = read_image(folder / "images" / f"{part['id']}.png", None)
+        sent = decode_image(png(seed), None)
+        assert kept.shape == sent.shape == (192, 256, 3) and np.array_equal(kept, sent), (
+            "the bank sees the frame as the camera sent it, not the 128 px JPEG the console shows"
+        )
+    assert too_old.status_code == 410 and "console.reference_frames" in too_old.text
     assert again.status_code == 200 and again.json()["bank"]["images"] == 4, "add extends the bank"
     added = logs.events("console_references_added")
     assert [a["who"] for a in added] == [OPERATOR, OPERATOR]

@@ -78,7 +78,7 @@ def test_preview_names_the_flips_apply_changes_the_config_and_refuses_without_pa
     console_line, browser, tmp_path, mosquitto
 ):
     pw = password_file(tmp_path)
-    daemon, path, ports = console_line(["cam"], {"password_file": str(pw)})
+    daemon, path, ports = console_line(["cam"], {"password_file": str(pw), "reference_frames": 2})
     sub = Subscriber(mosquitto.host, mosquitto.port, [f"{PREFIX}/cam/verdict"])
     with running(daemon):
         cam = Camera(ports["cam"])
@@ -92,6 +92,10 @@ def test_preview_names_the_flips_apply_changes_the_config_and_refuses_without_pa
         wait = page(browser, daemon)
         wait.until(lambda b: tile_text(b, "cam", "part") == "B-3")
         wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#history-rows tr")) == 4)
+        ticks = [
+            (t.get_property("disabled"), t.get_attribute("title"))
+            for t in browser.find_elements(By.CSS_SELECTOR, "#history-rows input[type=checkbox]")
+        ]
         browser.find_element(By.CSS_SELECTOR, "#history-rows tr").click()  # newest part: B-3
         wait.until(
             lambda b: b.execute_script(
@@ -126,6 +130,8 @@ def test_preview_names_the_flips_apply_changes_the_config_and_refuses_without_pa
         tile_score = tile_text(browser, "cam", "score")
         cam.close()
     assert len(flips) == 2
+    assert [disabled for disabled, _ in ticks] == [False, False, True, True], ticks
+    assert "console.reference_frames" in ticks[-1][1], "an older part says why it cannot be added"
     assert detail_title.startswith("cam #4 B-3") and '"defects"' in detail_json, (detail_title, detail_json)
     assert {line.split(":")[0] for line in listed} == flips, listed
     assert all("pass → fail" in line for line in listed)

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from inspectd.config import CameraConfig, ConsoleConfig, is_loopback_host, load_settings
 from inspectd.errors import ConfigError
 from inspectd.frame import Defect, Verdict
+from inspectd.imaging.codec import decode_image
 from inspectd.pipeline.inspector import InspectionResult
 from inspectd.service.console.auth import PasswordBook, basic_credentials, cross_site_reason
 from inspectd.service.console.render import render_part
@@ -154,6 +155,43 @@ def test_ring_keeps_its_size_limit_and_reopens(tmp_path):
     assert again.bytes == ring.bytes
 
 
+def test_passed_parts_keep_their_frame_lossless_at_full_size_for_the_newest_few_per_camera(tmp_path):
+    rng = np.random.default_rng(1)
+    cfg = ConsoleConfig(dir=tmp_path, image_max_side=64, reference_frames=2)
+    ring = FrameRing(tmp_path / "ring", max_bytes=10**7, full_frames=cfg.reference_frames)
+    ring.open()
+    frames, records, released = {}, {}, []
+    for seq, (camera, score) in enumerate([("a", 0.1), ("a", 0.9), ("b", 0.1), ("a", 0.2), ("a", 0.3)]):
+        image = rng.integers(0, 255, (96, 160, 3), np.uint8)
+        rid = ring.new_id(camera)
+        record, artifacts = render_part(_result(camera, seq, score, image, None), rid, CameraConfig(), cfg)
+        assert ("frame.png" in artifacts) == (score < 0.5), "only a passed part can become a reference"
+        trimmed = ring.add(record, artifacts)
+        released += trimmed.released
+        frames[rid], records[rid] = image, record
+    ids = list(records)
+    assert released == [ids[0]], (
+        "camera a's third passed part releases its oldest full frame; b keeps its own"
+    )
+    assert [rid for rid in ids if ring.has(rid, "frame.png")] == [ids[2], ids[3], ids[4]]
+    assert ring.has(ids[0], "frame.jpg"), "the part itself stays in the ring"
+    for rid in (ids[2], ids[4]):
+        assert np.array_equal(decode_image(ring.read(rid, "frame.png"), None), frames[rid]), (
+            "lossless, full size"
+        )
+    assert ring.bytes == sum(p.stat().st_size for p in ring.folder.iterdir())
+
+    fewer = FrameRing(tmp_path / "ring", max_bytes=10**7, full_frames=1)
+    reopened = {r["id"]: r for r in fewer.open()}
+    assert [rid for rid in ids if fewer.has(rid, "frame.png")] == [ids[2], ids[4]]
+    assert "frame.png" not in reopened[ids[3]]["artifacts"], "records list the files that are there"
+    assert "frame.png" in reopened[ids[4]]["artifacts"]
+    assert fewer.bytes == sum(p.stat().st_size for p in fewer.folder.iterdir())
+    none = ConsoleConfig(dir=tmp_path, reference_frames=0)
+    _, artifacts = render_part(_result("a", 9, 0.1, frames[ids[4]], None), "x", CameraConfig(), none)
+    assert "frame.png" not in artifacts
+
+
 def test_render_scales_down_and_previews_from_stored_maps(tmp_path):
     cfg = ConsoleConfig(dir=tmp_path, image_max_side=128)
     ring = FrameRing(tmp_path / "ring", max_bytes=10**7)
@@ -169,7 +207,14 @@ def test_render_scales_down_and_previews_from_stored_maps(tmp_path):
         ring.add(record, artifacts)
         records.append(record)
     assert records[0]["scale"] == 0.5 and records[0]["size"] == [256, 192]
-    assert set(records[0]["artifacts"]) == {"frame.jpg", "heatmap.jpg", "map.png", "foreground.png"}
+    assert set(records[2]["artifacts"]) == {"frame.jpg", "heatmap.jpg", "map.png", "foreground.png"}
+    assert set(records[0]["artifacts"]) == {
+        "frame.jpg",
+        "heatmap.jpg",
+        "map.png",
+        "foreground.png",
+        "frame.png",
+    }
     stored = load_map(ring.read(records[3]["id"], "map.png"))
     assert stored.shape == (96, 128) and abs(float(stored.max()) - 0.9) < 1e-3
     current = Proposal(0.5, 0.8, 16)

@@ -51,6 +51,15 @@ class ConsoleConfig(Section):
         description="frames, heatmaps and maps are stored at most this many pixels wide/high",
     )
     jpeg_quality: int = Field(85, ge=1, le=100, description="JPEG quality of stored frames and heatmaps")
+    reference_frames: int = Field(
+        16,
+        ge=0,
+        le=256,
+        description="the newest passed parts per camera whose frame is also kept as the camera delivered it "
+        "(full size, lossless PNG, inside ring_max_mb): the only frames the console adds to a reference bank. "
+        "A bank built from the scaled-down JPEGs would know a blurrier part than the camera sees and fail good "
+        "parts. 0 turns adding references from the console off",
+    )
     render_queue: int = Field(
         8, ge=1, le=256, description="verdicts waiting to be rendered; when full the oldest is skipped"
     )

@@ -26,7 +26,12 @@ if TYPE_CHECKING:
 log = get_logger("console.http")
 
 MAX_BODY = 64 * 1024
-ARTIFACT_TYPES = {"frame.jpg": "image/jpeg", "heatmap.jpg": "image/jpeg", "map.png": "image/png"}
+ARTIFACT_TYPES = {
+    "frame.jpg": "image/jpeg",
+    "heatmap.jpg": "image/jpeg",
+    "map.png": "image/png",
+    "frame.png": "image/png",
+}
 RecordId = Annotated[str, Path(pattern=r"^\d{10}-[A-Za-z0-9_.\-]+$", max_length=200)]
 CameraName = Annotated[str, Path(max_length=200)]
 
@@ -230,10 +235,13 @@ def create_app(console: "Console") -> FastAPI:
 
     @app.get(
         "/api/records/{record_id}/{artifact}",
-        summary="A part's stored frame (frame.jpg), heatmap with defect boxes (heatmap.jpg) or 16-bit map (map.png)",
+        summary="A part's stored frame (frame.jpg), heatmap with defect boxes (heatmap.jpg), 16-bit map (map.png) "
+        "or, for the newest passed parts, the frame as the camera delivered it (frame.png)",
         response_class=Response,
     )
-    def artifact(record_id: RecordId, artifact: Literal["frame.jpg", "heatmap.jpg", "map.png"]) -> Response:
+    def artifact(
+        record_id: RecordId, artifact: Literal["frame.jpg", "heatmap.jpg", "map.png", "frame.png"]
+    ) -> Response:
         data = console.ring.read(record_id, artifact)
         if data is None:
             raise HTTPException(

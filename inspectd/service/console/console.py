@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from inspectd.config import CameraConfig, ConsoleConfig, Settings
-from inspectd.errors import ConfigError, InspectdError
+from inspectd.errors import ConfigError, ImageError, InspectdError
+from inspectd.imaging.codec import decode_image
 from inspectd.logs import get_logger
 from inspectd.pipeline.calibrate import write_camera_values
 from inspectd.pipeline.inspector import InspectionResult
@@ -23,7 +23,7 @@ from inspectd.service.console.auth import Operator, PasswordBook
 from inspectd.service.console.errors import ChangeRefused
 from inspectd.service.console.references import ReferenceBuilder, build_reference_bank, save_reference_images
 from inspectd.service.console.render import Renderer
-from inspectd.service.console.ring import FrameRing
+from inspectd.service.console.ring import FULL_FRAME, FrameRing
 from inspectd.service.console.server import ConsoleServer
 from inspectd.service.console.snapshot import SnapshotStore
 from inspectd.service.console.tuning import Proposal, preview
@@ -62,7 +62,7 @@ class Console:
         self.make_app = make_app
         self.reference_builder = reference_builder
         self.snapshots = SnapshotStore(cameras, cfg.history)
-        self.ring = FrameRing(Path(cfg.dir) / "ring", int(cfg.ring_max_mb * 2**20))
+        self.ring = FrameRing(Path(cfg.dir) / "ring", int(cfg.ring_max_mb * 2**20), cfg.reference_frames)
         self.renderer = Renderer(cfg, self.ring, self.snapshots, self._camera_config)
         self.passwords = PasswordBook({})
         self.server: ConsoleServer | None = None
@@ -281,8 +281,15 @@ class Console:
     def add_references(self, camera: str, record_ids: list[str], who: Operator) -> dict[str, Any]:
         """Build or extend the camera's reference bank from recent parts, set reference_dir when unset, reload."""
         cam = self._known(camera)
+        if self.cfg.reference_frames == 0:
+            raise ChangeRefused(
+                "adding references from the console is off (console.reference_frames = 0 keeps no full-size "
+                "frame); set it, or use `inspectd reference grab` and `inspectd reference add`",
+                status=422,
+            )
         if not record_ids or len(record_ids) > MAX_REFERENCE_PARTS:
             raise ChangeRefused(f"pick 1 to {MAX_REFERENCE_PARTS} parts", status=422)
+        max_pixels = self.link.settings().pipeline.max_image_pixels
         parts = []
         for rid in record_ids:
             record = self.snapshots.find(rid)
@@ -290,7 +297,7 @@ class Console:
                 raise ChangeRefused(f"part {rid} is not in {camera}'s recent history", status=404)
             if record["verdict"] != "pass":
                 raise ChangeRefused(f"part {rid} did not pass; only good parts go into the references", 422)
-            parts.append(self._reference_part(record))
+            parts.append(self._reference_part(record, max_pixels))
         # next to the console's folder: <state dir>/reference/<camera>, where `inspectd reference add` puts it
         default = Path(self.cfg.dir).parent / "reference" / camera
         folder = Path(cam.reference_dir) if cam.reference_dir else default
@@ -321,21 +328,20 @@ class Console:
                 result = {"camera": camera, "reloaded": self.link.reload()}
         return {**result, "bank": bank}
 
-    def _reference_part(self, record: dict[str, Any]) -> tuple[str, np.ndarray]:
-        """A recent part's whole stored frame, brought back to the camera's frame size: the inspector applies
-        the ROI and finds the part itself, and the bank's tiles must have the scale of the frames they meet."""
+    def _reference_part(self, record: dict[str, Any], max_pixels: int) -> tuple[str, np.ndarray]:
+        """A recent part's frame as the camera delivered it (full size, lossless): the inspector applies the ROI
+        and finds the part itself, and the bank must know the detail of the frames it will be compared with."""
         rid = record["id"]
-        data = self.ring.read(rid, "frame.jpg")
+        data = self.ring.read(rid, FULL_FRAME)
         if data is None:
-            raise ChangeRefused(f"part {rid}'s frame has left the ring", status=410)
-        decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-        if decoded is None:
             raise ChangeRefused(
-                f"part {rid}'s stored frame cannot be decoded (cut short on disk); pick another part",
+                f"part {rid}'s full-size frame is no longer kept: the console keeps it for the newest "
+                f"{self.cfg.reference_frames} passed parts of each camera (console.reference_frames); tick a "
+                "newer part, or save frames with `inspectd reference grab` and build with `inspectd reference add`",
                 status=410,
             )
-        image = decoded[..., ::-1]
-        size = record.get("size")
-        if size and tuple(size) != (image.shape[1], image.shape[0]):
-            image = cv2.resize(image, (int(size[0]), int(size[1])), interpolation=cv2.INTER_CUBIC)
-        return str(rid), np.ascontiguousarray(image)
+        try:
+            image = decode_image(data, max_pixels, f"part {rid}")
+        except ImageError as exc:
+            raise ChangeRefused(f"{exc}; tick another part", status=410) from exc
+        return str(rid), image

@@ -2,10 +2,9 @@
 
 The console keeps the images it added in ``<bank>/images/`` and rebuilds the bank from all of them through the
 inspector's own builder (the camera's ROI, foreground and tiling, exactly as its frames are seen), so "add"
-extends what the console added before. Frames come from the console's ring, stored at most
-``console.image_max_side`` pixels a side; they are brought back to the camera's frame size first, so the bank's
-tiles have the scale of the frames they will be compared with (a ring that stores full-size frames gives the
-sharpest bank).
+extends what the console added before. Frames come from the console's ring as the camera delivered them (the
+lossless full-size copy it keeps of the newest passed parts, ``console.reference_frames``), never from the
+scaled-down JPEGs it shows: a bank of blurred frames fails every sharp good part once its scale is set on them.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Turns the daemon's results into what the console stores: downscaled frame, heatmap overlay, anomaly map
-and foreground, written to the ring, and a small record for the snapshot store.
+and foreground, written to the ring, and a small record for the snapshot store. A passed part also keeps its
+frame as the camera delivered it (lossless, full size), the one the console may add to a reference bank.
 
 Runs on its own thread behind a bounded queue: ``offer`` never blocks the daemon, and when rendering falls
 behind the oldest waiting result is skipped (counted), so memory stays bounded whatever the line rate.
@@ -22,7 +23,7 @@ from inspectd.imaging.codec import encode_image
 from inspectd.imaging.heatmap import map_to_png16, overlay
 from inspectd.logs import get_logger
 from inspectd.pipeline.inspector import InspectionResult
-from inspectd.service.console.ring import FrameRing
+from inspectd.service.console.ring import FULL_FRAME, FrameRing
 from inspectd.service.console.snapshot import SnapshotStore
 
 log = get_logger("console.render")
@@ -52,7 +53,8 @@ def _scaled_defects(defects: list[Defect], scale: float) -> list[Defect]:
 def render_part(
     result: InspectionResult, record_id: str, camera: CameraConfig, cfg: ConsoleConfig
 ) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """The record and the encoded artifacts of one part (frame, heatmap, 16-bit map, foreground mask)."""
+    """The record and the encoded artifacts of one part (frame, heatmap, 16-bit map, foreground mask, and for a
+    passed part the full-size lossless frame when ``cfg.reference_frames`` keeps any)."""
     v = result.verdict
     record: dict[str, Any] = {
         "id": record_id,
@@ -83,6 +85,8 @@ def render_part(
         record["size"], record["scale"] = [w, h], scale
         small = _scaled(image, scale)
         artifacts["frame.jpg"] = encode_image(small, "jpeg", cfg.jpeg_quality)
+        if v.verdict == "pass" and cfg.reference_frames > 0:
+            artifacts[FULL_FRAME] = encode_image(image, "png", png_level=1)
         if result.anomaly_map is not None and v.verdict != "error":
             amap = _scaled(result.anomaly_map.astype(np.float32), scale, cv2.INTER_LINEAR)
             heat = overlay(small, amap, _scaled_defects(v.defects, scale))
@@ -175,12 +179,13 @@ class Renderer:
         try:
             record_id = self.ring.new_id(v.camera)
             record, artifacts = render_part(result, record_id, self.camera_config(v.camera), self.cfg)
-            dropped = self.ring.add(record, artifacts)
+            trimmed = self.ring.add(record, artifacts)
         except Exception as exc:
             self.failed += 1
             log.exception("console_render_failed", camera=v.camera, seq=v.seq, error=str(exc))
             return
-        self.snapshots.forget(dropped)
+        self.snapshots.forget(trimmed.dropped)
+        self.snapshots.forget(trimmed.released, FULL_FRAME)
         self.snapshots.add(record)
         self.rendered += 1
         self.cpu_s += time.thread_time() - started

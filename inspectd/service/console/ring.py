@@ -1,7 +1,9 @@
 """The console's on-disk ring of recent parts: frame, heatmap, anomaly map and foreground per verdict.
 
 Files live in one folder under ``console.dir``; the ring keeps their total size under ``console.ring_max_mb`` by
-dropping the oldest parts first. It survives restarts (the index is rebuilt from the records on disk).
+dropping the oldest parts first. The newest ``console.reference_frames`` parts of each camera that carry the
+frame as the camera delivered it (``frame.png``, for the reference bank) keep it; older ones lose just that file.
+It survives restarts (the index is rebuilt from the records on disk).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from inspectd.logs import get_logger
 log = get_logger("console.ring")
 
 RECORD_RE = re.compile(r"^(\d{10})-([A-Za-z0-9_.\-]+)\.json$")
-ARTIFACTS = ("frame.jpg", "heatmap.jpg", "map.png", "foreground.png")
+FULL_FRAME = "frame.png"
+ARTIFACTS = ("frame.jpg", "heatmap.jpg", "map.png", "foreground.png", FULL_FRAME)
 
 
 @dataclass
@@ -34,12 +37,21 @@ class RingEntry:
     artifacts: tuple[str, ...]
 
 
+@dataclass
+class Trimmed:
+    """What one ``add`` took out: parts dropped whole, and parts that lost only their full-size frame."""
+
+    dropped: list[str]
+    released: list[str]
+
+
 class FrameRing:
     """Bounded folder of part records; ``add`` writes one and drops the oldest past the size limit."""
 
-    def __init__(self, folder: Path, max_bytes: int) -> None:
+    def __init__(self, folder: Path, max_bytes: int, full_frames: int = 0) -> None:
         self.folder = Path(folder)
         self.max_bytes = max_bytes
+        self.full_frames = full_frames
         self._entries: OrderedDict[str, RingEntry] = OrderedDict()
         self._bytes = 0
         self._next = 0
@@ -75,9 +87,14 @@ class FrameRing:
             if artifact in ARTIFACTS and record_id not in self._entries:
                 path.unlink(missing_ok=True)  # left by a part whose record was never written
         with self._lock:
+            for camera in {e.camera for e in self._entries.values()}:
+                self._release_full_frames(camera)
             self._trim()
-        keep = set(self._entries)
-        return [r for r in records if r.get("id") in keep]
+            kept = {rid: sorted(e.artifacts) for rid, e in self._entries.items()}
+        for record in records:
+            if record.get("id") in kept:
+                record["artifacts"] = kept[record["id"]]  # the files on disk, not what the record once listed
+        return [r for r in records if r.get("id") in kept]
 
     def new_id(self, camera: str) -> str:
         """A fresh record id, ordered by arrival across cameras and restarts."""
@@ -90,8 +107,8 @@ class FrameRing:
         """Where one artifact (``frame.jpg``, ``heatmap.jpg``, ``map.png``, ``foreground.png``) of a part lives."""
         return self.folder / f"{record_id}.{artifact}"
 
-    def add(self, record: dict[str, Any], artifacts: dict[str, bytes]) -> list[str]:
-        """Write a part's artifacts and record; returns the ids dropped to stay under the size limit."""
+    def add(self, record: dict[str, Any], artifacts: dict[str, bytes]) -> Trimmed:
+        """Write a part's artifacts and record; returns what was taken out to stay within the limits."""
         record_id = record["id"]
         size = 0
         for name, data in artifacts.items():
@@ -103,7 +120,8 @@ class FrameRing:
         with self._lock:
             self._entries[record_id] = RingEntry(record_id, record["camera"], size, tuple(artifacts))
             self._bytes += size
-            return self._trim()
+            released = self._release_full_frames(record["camera"]) if FULL_FRAME in artifacts else []
+            return Trimmed(self._trim(), released)
 
     def has(self, record_id: str, artifact: str) -> bool:
         """Whether the part is still in the ring with that artifact."""
@@ -140,6 +158,25 @@ class FrameRing:
             dropped.append(record_id)
             self.dropped += 1
         return dropped
+
+    def _release_full_frames(self, camera: str) -> list[str]:
+        """Delete the full-size frames of ``camera``'s parts older than its newest ``full_frames`` that have one."""
+        released, seen = [], 0
+        for entry in reversed(self._entries.values()):
+            if entry.camera != camera or FULL_FRAME not in entry.artifacts:
+                continue
+            seen += 1
+            if seen <= self.full_frames:
+                continue
+            path = self.path(entry.record_id, FULL_FRAME)
+            with contextlib.suppress(FileNotFoundError):
+                freed = path.stat().st_size
+                path.unlink()
+                entry.size -= freed
+                self._bytes -= freed
+            entry.artifacts = tuple(a for a in entry.artifacts if a != FULL_FRAME)
+            released.append(entry.record_id)
+        return released
 
     def _remove_files(self, record_id: str) -> None:
         for name in (*ARTIFACTS, "json"):

@@ -57,8 +57,8 @@ class SnapshotStore:
                     self._history[record["camera"]].append(record)
             self._bump()
 
-    def forget(self, record_ids: list[str]) -> None:
-        """Mark parts whose files left the ring: their images are gone, their numbers stay."""
+    def forget(self, record_ids: list[str], artifact: str | None = None) -> None:
+        """Mark parts whose files (or just ``artifact``) left the ring: their images are gone, their numbers stay."""
         if not record_ids:
             return
         gone = set(record_ids)
@@ -66,7 +66,8 @@ class SnapshotStore:
             for hist in self._history.values():
                 for record in hist:
                     if record["id"] in gone:
-                        record["artifacts"] = []
+                        kept = [] if artifact is None else [a for a in record["artifacts"] if a != artifact]
+                        record["artifacts"] = kept
 
     def set_state(self, camera: str, state: dict[str, Any]) -> None:
         """A camera's connection state, fps and counters as the daemon publishes them."""

@@ -104,7 +104,10 @@ async function loadHistory() {
   if (!cam) return;
   const rows = await api(`/api/cameras/${encodeURIComponent(cam)}/history?filter=${$("history-filter").value}&limit=100`);
   $("history-rows").replaceChildren(...rows.map((r) => {
-    const tick = el("input", { type: "checkbox", value: r.id, disabled: r.verdict !== "pass", title: "good part for references" });
+    const full = r.verdict === "pass" && r.artifacts.includes("frame.png");
+    const tick = el("input", { type: "checkbox", value: r.id, disabled: !full,
+      title: full ? "good part for references" : r.verdict === "pass"
+        ? "full-size frame no longer kept (console.reference_frames): tick a newer part" : "only passed parts" });
     tick.onclick = (ev) => ev.stopPropagation();
     const tr = el("tr", { class: "row", "data-record": r.id },
       el("td", {}, tick), el("td", {}, String(r.seq)), el("td", {}, r.part_id || ""),
