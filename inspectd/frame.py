@@ -86,7 +86,11 @@ class Verdict(BaseModel):
     mode: str = "zero-shot"
     latency_ms: float = Field(0.0, description="time from capture to verdict")
     stage_ms: dict[str, float] = Field(default_factory=dict)
-    models: dict[str, str] = Field(default_factory=dict, description="model name@sha256 prefix, per network")
+    models: dict[str, str] = Field(
+        default_factory=dict,
+        description="model name@sha256 prefix, per network; for a reference or combined camera also "
+        "'reference': the bank that scored the part (reference-bank@digest, new with every rebuild)",
+    )
     version: str = __version__
 
     @classmethod

@@ -226,6 +226,31 @@ def test_render_scales_down_and_previews_from_stored_maps(tmp_path):
     assert [f["part_id"] for f in big_area["flips"]] == ["P-3"], "min_defect_area scales with the stored map"
 
 
+def test_preview_counts_only_parts_scored_like_the_newest_and_says_how_many_it_left_out():
+    def part(seq: int, score: float, bank: str, verdict: str = "pass") -> dict:
+        models = {"backbone": "efficientnet_lite0@579344248a93", "reference": bank}
+        return {
+            "id": f"r{seq}",
+            "seq": seq,
+            "score": score,
+            "verdict": verdict,
+            "mode": "reference",
+            "models": models,
+        }
+
+    newest_first = [
+        part(5, 0.7, "reference-bank@new", "fail"),
+        part(4, 0.3, "reference-bank@new"),
+        {"id": "r3", "seq": 3, "score": None, "verdict": "error", "mode": "reference", "models": {}},
+        part(2, 0.9, "reference-bank@old"),
+        part(1, 0.8, "reference-bank@old"),
+    ]
+    out = preview(newest_first, lambda rid: None, Proposal(0.5, 1.0, 16), Proposal(0.8, 1.0, 16))
+    assert out["parts"] == 2 and out["left_out"] == 2, "the old bank's scores are on another scale"
+    assert [p["id"] for p in out["all"]] == ["r5", "r4"]
+    assert out["fail_rate_now"] == 0.5 and out["fail_rate_proposed"] == 0.0
+
+
 _LINES = st.one_of(
     st.tuples(st.text(max_size=12), st.text(max_size=12)).map(lambda p: f"{p[0]}:{p[1]}"),
     st.text(max_size=20),

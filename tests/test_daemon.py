@@ -271,6 +271,7 @@ def test_reference_and_combined_cameras_through_the_daemon(models_dir, store, mo
     assert (r["part_id"], r["mode"], r["tiles"]) == ("R-1", "reference", 0)
     assert r["verdict"] in ("pass", "fail") and 0.0 <= r["score"] <= 1.0
     assert "reference" in r["stage_ms"] and "backbone" in r["models"]
+    assert r["models"]["reference"] == c["models"]["reference"] == bank.model_id, "verdicts name their bank"
     assert (c["part_id"], c["mode"]) == ("M-1", "combined")
     assert c["tiles"] >= 1 and "reference" in c["stage_ms"] and "clipseg_winclip" in c["stage_ms"]
     sub.close()

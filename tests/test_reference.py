@@ -218,6 +218,11 @@ def test_save_load_roundtrip_and_missing_bank(tmp_path, bank):
     loaded = MemoryBank.load(tmp_path / "cam1")
     np.testing.assert_array_equal(loaded.features, bank.features)
     assert loaded.meta == bank.meta
+    assert loaded.model_id == bank.model_id and bank.model_id.startswith("reference-bank@")
+    rescaled = MemoryBank(
+        bank.features, {**bank.meta, "normaliser": {**bank.meta["normaliser"], "scale": 1.0}}
+    )
+    assert rescaled.model_id != bank.model_id, "a new score scale is another bank to the verdicts"
     with pytest.raises(ModelNotFoundError, match="inspectd reference add"):
         MemoryBank.load(tmp_path / "nothing")
 

@@ -69,6 +69,7 @@ class FramePlan:
     tile_fit: list[tuple[int, int]] = field(default_factory=list)
     outlines: list[np.ndarray] | None = None
     uninspected: int = 0
+    reference_bank: str | None = None  # the model_id of the bank that scored the frame (reference/combined)
     stage_ms: dict[str, float] = field(default_factory=dict)
     done: InspectionResult | None = None
 
@@ -500,6 +501,7 @@ class Inspector:
             plan.camera.reference(self.settings.pipeline),
             self.kept_pixels(plan),
         )
+        plan.reference_bank = bank.model_id
         plan.timed("reference", t0)
         return result
 
@@ -576,7 +578,8 @@ class Inspector:
             mode=cam.mode,
             latency_ms=round((time.monotonic() - frame.monotonic) * 1000.0, 2),
             stage_ms={k: round(v, 2) for k, v in plan.stage_ms.items()},
-            models=self.store.describe(),
+            models=self.store.describe()
+            | ({"reference": plan.reference_bank} if plan.reference_bank else {}),
         )
         plan.done = InspectionResult(verdict, frame.image, full_map, plan.foreground)
         return plan.done

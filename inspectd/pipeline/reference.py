@@ -62,6 +62,7 @@ class MemoryBank:
     features: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
     _tensors: dict[str, torch.Tensor] = field(default_factory=dict, repr=False, compare=False)
+    _model_id: str | None = field(default=None, repr=False, compare=False)
 
     def tensor(self, device: torch.device) -> torch.Tensor:
         """The features as a tensor on ``device``, made once per device."""
@@ -69,6 +70,16 @@ class MemoryBank:
         if key not in self._tensors:
             self._tensors[key] = torch.from_numpy(self.features).to(device)
         return self._tensors[key]
+
+    @property
+    def model_id(self) -> str:
+        """``reference-bank@<12 hex digits>`` of the features and the score scale: verdicts name the bank that
+        judged them, so a rebuilt bank (new references, new scale) is told apart from the one before."""
+        if self._model_id is None:
+            h = hashlib.sha256(np.ascontiguousarray(self.features).tobytes())
+            h.update(json.dumps(self.meta.get("normaliser"), sort_keys=True).encode())
+            self._model_id = f"reference-bank@{h.hexdigest()[:12]}"
+        return self._model_id
 
     def save(self, folder: Path) -> None:
         """Write ``bank.npy`` and ``meta.json`` into ``folder`` (created if needed)."""

@@ -73,6 +73,7 @@ def render_part(
         "defects": [d.model_dump() for d in v.defects],
         "latency_ms": v.latency_ms,
         "mode": v.mode,
+        "models": dict(v.models),
         "roi": list(camera.roi) if camera.roi else None,
         "size": None,
         "scale": 1.0,

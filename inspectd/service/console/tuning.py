@@ -1,5 +1,8 @@
 """Threshold previews: what recent parts would get at other thresholds, recomputed from their stored scores
-and anomaly maps with the same rule the inspector uses (score >= image threshold, or a defect region)."""
+and anomaly maps with the same rule the inspector uses (score >= image threshold, or a defect region).
+
+Only parts judged like the newest one (same mode, same models, same reference bank) are counted: a rebuilt bank
+sets a new score scale, so scores from before it would mislead the new thresholds."""
 
 from __future__ import annotations
 
@@ -39,16 +42,26 @@ def verdict_at(record: dict[str, Any], amap: np.ndarray | None, p: Proposal) -> 
     return decide(float(record["score"]), defects, p.image_threshold)
 
 
+def scoring_of(record: dict[str, Any]) -> tuple[Any, ...]:
+    """What made a part's score comparable with another's: the camera's mode and the models (and bank) used."""
+    return record.get("mode"), tuple(sorted((record.get("models") or {}).items()))
+
+
 def preview(
     records: list[dict[str, Any]],
     read_map: Callable[[str], bytes | None],
     current: Proposal,
     proposed: Proposal,
 ) -> dict[str, Any]:
-    """Each judged part's verdict now and at the proposal, the parts that flip, and both fail rates."""
+    """Each judged part's verdict now and at the proposal, the parts that flip, and both fail rates; ``records``
+    newest first, and those scored otherwise than the newest judged part are only counted as ``left_out``."""
     parts, flips = [], []
-    for record in records:
-        if record["verdict"] == "error" or record.get("score") is None:
+    judged = [r for r in records if r["verdict"] != "error" and r.get("score") is not None]
+    basis = scoring_of(judged[0]) if judged else None
+    left_out = 0
+    for record in judged:
+        if scoring_of(record) != basis:
+            left_out += 1
             continue
         data = read_map(record["id"])
         amap = load_map(data) if data is not None else None
@@ -69,6 +82,7 @@ def preview(
     n = len(parts)
     return {
         "parts": n,
+        "left_out": left_out,
         "current": current.__dict__,
         "proposed": proposed.__dict__,
         "fail_rate_now": round(sum(p["now"] == "fail" for p in parts) / n, 4) if n else None,

@@ -156,7 +156,8 @@ async function preview() {
     const p = await api(`/api/cameras/${encodeURIComponent(cam)}/preview`, {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(proposal()) });
     const pct = (x) => (x === null ? "–" : `${(100 * x).toFixed(1)} %`);
-    $("preview").textContent = `${p.parts} recent parts: fail rate ${pct(p.fail_rate_now)} now, ${pct(p.fail_rate_proposed)} at the proposal; ${p.flips.length} would change verdict.`;
+    const older = p.left_out ? ` (${p.left_out} older parts left out: scored by another model or reference bank)` : "";
+    $("preview").textContent = `${p.parts} recent parts${older}: fail rate ${pct(p.fail_rate_now)} now, ${pct(p.fail_rate_proposed)} at the proposal; ${p.flips.length} would change verdict.`;
     $("flips").replaceChildren(...p.flips.map((f) => el("li", { class: `to-${f.proposed}`, "data-record": f.id },
       `${f.part_id || "#" + f.seq}: ${f.now} → ${f.proposed} (score ${fmt(f.score)})`)));
   } catch (e) {
