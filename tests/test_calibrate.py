@@ -23,6 +23,7 @@ from inspectd.models.store import ModelStore
 from inspectd.pipeline.calibrate import calibrate, region_level, threshold_for_frr, write_camera_values
 from inspectd.pipeline.inspector import Inspector
 from inspectd.pipeline.reference import MemoryBank
+from inspectd.pipeline.reference_images import references_outside, stored_images
 
 CONFIG = """\
 # line 3 inspection
@@ -160,6 +161,9 @@ def test_reference_add_builds_bank_and_records_it_in_config(tmp_path, capsys):
     assert bank.meta["images"] == 3 and bank.meta["foreground"] == "full"
     assert bank.features.shape[1] == 40 + 112 + 320  # Lite0 stages 2, 4 and 6
     assert load_settings(config).camera("cam1").reference_dir == bank_dir
+    kept, names = stored_images(bank_dir, 10**8)
+    assert names == ["000-0.png", "001-1.png", "002-2.png"], "the bank keeps its images for later additions"
+    assert references_outside(bank_dir, kept) == 0 and references_outside(bank_dir, kept[:2]) == 1
     added = capsys.readouterr().out
     assert "reference_dir None ->" in added and "takes the new bank on reload" in added
     assert "from 3 images" in added and "only 3 good parts" in added

@@ -12,11 +12,13 @@ import httpx
 import numpy as np
 import pytest
 
+from inspectd.bench.samples import make_part
 from inspectd.bench.subscriber import Subscriber
 from inspectd.config import load_settings
 from inspectd.frame import Frame, Verdict
 from inspectd.imaging.codec import decode_image, read_image
 from inspectd.pipeline.inspector import InspectionResult
+from inspectd.pipeline.reference_images import store_images
 from inspectd.service.daemon import Daemon
 from tests.plugins.console import (
     OPERATOR,
@@ -227,6 +229,52 @@ def test_add_good_parts_to_the_reference_bank(console_line, tmp_path, logs):
     assert again.status_code == 200 and again.json()["bank"]["images"] == 4, "add extends the bank"
     added = logs.events("console_references_added")
     assert [a["who"] for a in added] == [OPERATOR, OPERATOR]
+
+
+def test_after_a_rebuilt_bank_the_preview_leaves_out_parts_scored_by_the_old_one(
+    console_line, store, tmp_path
+):
+    from inspectd.config import ReferenceConfig
+    from inspectd.pipeline.reference import build_bank, part_regions
+
+    goods = [make_part(256, 192, None, seed=60 + i).image for i in range(2)]
+    regions = [part_regions(g.shape[:2], None, 0.0) for g in goods]
+    build_bank(store.backbone(), goods, regions, ReferenceConfig(), coreset=256).save(tmp_path / "bank")
+    pw = password_file(tmp_path)
+    daemon, _, ports = console_line(
+        ["cam"], {"password_file": str(pw)}, mode="reference", reference_dir=str(tmp_path / "bank")
+    )
+
+    def add(records: list[dict]) -> httpx.Response:
+        body = {"records": [p["id"] for p in records]}
+        return httpx.post(url(daemon, "/api/cameras/cam/references"), json=body, headers=auth(), timeout=120)
+
+    with running(daemon):
+        cam = Camera(ports["cam"])
+        for i in range(3):
+            cam.send(f"O-{i}", 70 + i)
+        before = wait_parts(daemon, "cam", 3)
+        kept_out = add(before[:2])  # the bank's own two parts are not in bank/images
+        written_by_refusal = list((tmp_path / "bank").glob("images/*"))
+        store_images(
+            tmp_path / "bank", [(f"good-{i}", g) for i, g in enumerate(goods)]
+        )  # as `reference add` does
+        added = add(before[:2])
+        cam.send("N-0", 73)
+        newest = wait_parts(daemon, "cam", 4)[0]
+        proposal = httpx.post(
+            url(daemon, "/api/cameras/cam/preview"), json={"image_threshold": 0.4}, timeout=30
+        )
+        cam.close()
+    assert kept_out.status_code == 409 and "holds 2 good parts that are not in" in kept_out.text, (
+        kept_out.text
+    )
+    assert written_by_refusal == [], "a refused add writes nothing"
+    assert added.status_code == 200 and added.json()["bank"]["images"] == 4, added.text
+    old_bank = {p["models"]["reference"] for p in before}
+    assert len(old_bank) == 1 and newest["part_id"] == "N-0"
+    assert newest["models"]["reference"] not in old_bank, "the rebuilt bank is named in the next verdict"
+    assert proposal.json()["parts"] == 1 and proposal.json()["left_out"] == 3
 
 
 def test_ring_stays_under_its_limit_and_survives_a_restart(console_line, store, tmp_path):

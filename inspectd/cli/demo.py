@@ -178,14 +178,19 @@ def camera_bank(settings: Settings, store: Any, out: Path) -> Path:
     frames of good parts). Returns the bank's folder."""
     from inspectd.bench.samples import read_clip, write_clip
     from inspectd.pipeline.inspector import Inspector
+    from inspectd.pipeline.reference_images import store_images
 
     clip = write_clip(out / "reference-clip.avi", frames=REFERENCE_PARTS, first_seed=100, good_only=True)
-    bank = Inspector(settings, store).build_reference("demo", read_clip(clip))
+    frames = read_clip(clip)
+    bank = Inspector(settings, store).build_reference("demo", frames)
     bank.meta["sources"] = [
         f"{clip.name} frame {i} (generated good part, seed {100 + i})" for i in range(REFERENCE_PARTS)
     ]
     folder = out / "reference-bank-clip"
     bank.save(folder)
+    store_images(
+        folder, [(f"clip-{i:03d}", f) for i, f in enumerate(frames)], replace=True
+    )  # for the console
     return folder
 
 

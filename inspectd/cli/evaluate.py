@@ -205,6 +205,7 @@ def cmd_reference_add(args: argparse.Namespace) -> int:
     from inspectd.models.store import ModelStore
     from inspectd.pipeline.calibrate import write_camera_values
     from inspectd.pipeline.inspector import Inspector
+    from inspectd.pipeline.reference_images import store_images
 
     settings = settings_from_args(args)
     folder = _bank_dir(settings, args.camera, args.dir)
@@ -214,11 +215,14 @@ def cmd_reference_add(args: argparse.Namespace) -> int:
     bank = inspector.build_reference(args.camera, images, [str(f) for f in files])
     bank.meta["sources"] = [str(f) for f in files]
     bank.save(folder)
+    named = [(f"{i:03d}-{f.stem}", image) for i, (f, image) in enumerate(zip(files, images, strict=True))]
+    store_images(folder, named, replace=True)
     used = bank.meta["images"]
     print(
         f"camera {args.camera}: memory bank of {bank.meta['coreset']} patches from "
         f"{used if used == len(files) else f'{used} of {len(files)}'} images "
-        f"({bank.meta['patches']} patches of its parts) written to {folder}"
+        f"({bank.meta['patches']} patches of its parts) written to {folder}; the images are kept in "
+        f"{folder / 'images'}, which good parts added from the console join"
     )
     cam = inspector.camera_config(args.camera)  # a camera not in the config yet gets the defaults
     held = bank.meta["held_out_scores"]

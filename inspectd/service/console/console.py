@@ -19,9 +19,10 @@ from inspectd.imaging.codec import decode_image
 from inspectd.logs import get_logger
 from inspectd.pipeline.calibrate import write_camera_values
 from inspectd.pipeline.inspector import InspectionResult
+from inspectd.pipeline.reference_images import store_images
 from inspectd.service.console.auth import Operator, PasswordBook
 from inspectd.service.console.errors import ChangeRefused
-from inspectd.service.console.references import ReferenceBuilder, build_reference_bank, save_reference_images
+from inspectd.service.console.references import ReferenceBuilder, build_reference_bank, check_extendable
 from inspectd.service.console.render import Renderer
 from inspectd.service.console.ring import FULL_FRAME, FrameRing
 from inspectd.service.console.server import ConsoleServer
@@ -302,13 +303,14 @@ class Console:
         default = Path(self.cfg.dir).parent / "reference" / camera
         folder = Path(cam.reference_dir) if cam.reference_dir else default
         with self._change_lock:
-            save_reference_images(folder, parts)
-            t0 = time.monotonic()
-            settings = self.link.settings()
             try:
-                bank = self.reference_builder(
-                    self.link.build_reference, camera, folder, settings.pipeline.max_image_pixels
-                )
+                check_extendable(folder, max_pixels)
+            except InspectdError as exc:
+                raise ChangeRefused(str(exc), status=409) from exc
+            store_images(folder, parts)
+            t0 = time.monotonic()
+            try:
+                bank = self.reference_builder(self.link.build_reference, camera, folder, max_pixels)
             except InspectdError as exc:
                 raise ChangeRefused(f"could not build the reference bank: {exc}", status=422) from exc
             log.warning(

@@ -1,10 +1,11 @@
 """Good parts picked in the console become (more of) a camera's reference bank.
 
-The console keeps the images it added in ``<bank>/images/`` and rebuilds the bank from all of them through the
-inspector's own builder (the camera's ROI, foreground and tiling, exactly as its frames are seen), so "add"
-extends what the console added before. Frames come from the console's ring as the camera delivered them (the
-lossless full-size copy it keeps of the newest passed parts, ``console.reference_frames``), never from the
-scaled-down JPEGs it shows: a bank of blurred frames fails every sharp good part once its scale is set on them.
+The parts join the bank folder's own copy of its good images (``<bank>/images/``, also kept by `inspectd
+reference add`) and the bank is rebuilt from all of them through the inspector's own builder (the camera's ROI,
+foreground and tiling, exactly as its frames are seen), so "add" extends the bank. Frames come from the console's
+ring as the camera delivered them (the lossless full-size copy it keeps of the newest passed parts,
+``console.reference_frames``), never from the scaled-down JPEGs it shows: a bank of blurred frames fails every
+sharp good part once its scale is set on them.
 """
 
 from __future__ import annotations
@@ -15,31 +16,33 @@ from typing import Any
 
 import numpy as np
 
-from inspectd.atomicfile import write_atomic
-from inspectd.imaging.codec import encode_image, read_image
-
-IMAGES = "images"
+from inspectd.errors import ImageError
+from inspectd.pipeline.reference_images import references_outside, stored_images
 
 #: (camera, good images, their names) -> a MemoryBank, i.e. ``Inspector.build_reference``
 BankBuilder = Callable[[str, Sequence[np.ndarray], Sequence[str]], Any]
 
 
-def save_reference_images(folder: Path, parts: list[tuple[str, np.ndarray]]) -> None:
-    """Keep each picked part (name, RGB image at the camera's frame size) under ``folder/images``."""
-    images = Path(folder) / IMAGES
-    images.mkdir(parents=True, exist_ok=True)
-    for name, image in parts:
-        write_atomic(images / f"{name}.png", encode_image(image, "png"))
+def check_extendable(folder: Path, max_pixels: int) -> None:
+    """Refuse to extend a bank some of whose references are not in its images folder: the rebuild would drop
+    them (a bank built by `inspectd reference add` of an earlier release, or whose images were deleted)."""
+    images, _ = stored_images(folder, max_pixels)
+    missing = references_outside(folder, images)
+    if missing:
+        raise ImageError(
+            f"the bank in {folder} holds {missing} good parts that are not in {Path(folder) / 'images'}, and "
+            "adding parts rebuilds it from that folder alone; rebuild it once with `inspectd reference add "
+            "CAMERA GOOD_IMAGES...` (which keeps its images there), then add parts from the console"
+        )
 
 
 def build_reference_bank(build: BankBuilder, camera: str, folder: Path, max_pixels: int) -> dict[str, Any]:
     """Rebuild ``folder``'s bank from every image kept in ``folder/images``; returns the bank's description."""
-    files = sorted((Path(folder) / IMAGES).glob("*.png"))
-    images = [read_image(path, max_pixels) for path in files]
-    bank = build(camera, images, [p.name for p in files])
-    bank.meta["sources"] = [str(p) for p in files]
+    images, names = stored_images(folder, max_pixels)
+    bank = build(camera, images, names)
+    bank.meta["sources"] = [str(Path(folder) / "images" / n) for n in names]
     bank.save(folder)
-    return {"folder": str(folder), "images": len(files), "patches": bank.meta["coreset"]}
+    return {"folder": str(folder), "images": len(names), "patches": bank.meta["coreset"]}
 
 
 ReferenceBuilder = Callable[[BankBuilder, str, Path, int], dict[str, Any]]
