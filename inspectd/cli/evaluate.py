@@ -63,8 +63,11 @@ def register(subparsers: Any, common: argparse.ArgumentParser | None = None) -> 
         "add",
         parents=parents,
         help="build CAMERA's memory bank from good-part images",
-        description="Build the camera's memory bank from good parts and store it in its "
-        "reference_dir (set in the config when it was empty).",
+        description="Build the camera's memory bank from these good parts and store it in its "
+        "reference_dir (set in the config when it was empty). The bank and the copy of its images kept in "
+        "REFERENCE_DIR/images are replaced; good parts added later from the console join that copy. Give at "
+        "least 8 frames of good parts as the camera delivers them (`inspectd reference grab`), then set the "
+        "thresholds with `inspectd calibrate` on other good parts.",
     )
     p.add_argument("camera", metavar="CAMERA")
     p.add_argument("images", nargs="+", metavar="IMAGE|DIR")
@@ -352,7 +355,7 @@ def _bank_digests(cam: CameraConfig) -> set[str]:
         or not (Path(cam.reference_dir) / BANK_FILE).is_file()
     ):
         return set()
-    return set(MemoryBank.load(Path(cam.reference_dir)).meta.get("image_digests", []))
+    return set(MemoryBank.read_meta(Path(cam.reference_dir)).get("image_digests", []))
 
 
 def _ceil6(v: float) -> float:

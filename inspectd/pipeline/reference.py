@@ -88,9 +88,10 @@ class MemoryBank:
         np.save(folder / BANK_FILE, self.features.astype(np.float32))
         (folder / META_FILE).write_text(json.dumps(self.meta, indent=2, sort_keys=True))
 
-    @classmethod
-    def load(cls, folder: Path) -> MemoryBank:
-        """Read a bank saved by :meth:`save`; missing files name the command that builds them."""
+    @staticmethod
+    def read_meta(folder: Path) -> dict[str, Any]:
+        """A saved bank's ``meta.json`` alone (what built it, its scale, its images), without its features:
+        checks and calibration need only that, and the features of a large bank run to many megabytes."""
         folder = Path(folder)
         bank, meta = folder / BANK_FILE, folder / META_FILE
         if not bank.is_file() or not meta.is_file():
@@ -99,8 +100,18 @@ class MemoryBank:
                 "`inspectd reference add CAMERA GOOD_IMAGES...`"
             )
         try:
+            return json.loads(meta.read_text())
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"reference bank in {folder} is unreadable ({exc}); rebuild it") from exc
+
+    @classmethod
+    def load(cls, folder: Path) -> MemoryBank:
+        """Read a bank saved by :meth:`save`; missing files name the command that builds them."""
+        folder = Path(folder)
+        info = cls.read_meta(folder)
+        bank = folder / BANK_FILE
+        try:
             features = np.load(bank, allow_pickle=False)
-            info = json.loads(meta.read_text())
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"reference bank in {folder} is unreadable ({exc}); rebuild it") from exc
         if features.ndim != 2 or features.shape[1] != info.get("channels"):
@@ -235,7 +246,7 @@ def bank_misfits(name: str, settings: Settings) -> list[str]:
             f"`inspectd reference add {name} GOOD_IMAGES...`"
         ]
     try:
-        meta = MemoryBank.load(Path(camera.reference_dir)).meta
+        meta = MemoryBank.read_meta(Path(camera.reference_dir))
     except (ModelNotFoundError, ModelLoadError) as exc:
         return [f"camera {name}: {exc}"]
     models = settings.models

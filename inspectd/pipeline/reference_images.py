@@ -8,16 +8,14 @@ the copy alone, which would drop them silently.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from inspectd.atomicfile import write_atomic
-from inspectd.errors import ImageError
 from inspectd.imaging.codec import encode_image, read_image
-from inspectd.pipeline.reference import META_FILE, image_digest
+from inspectd.pipeline.reference import BANK_FILE, MemoryBank, image_digest
 
 IMAGES = "images"
 
@@ -43,13 +41,9 @@ def stored_images(folder: Path, max_pixels: int) -> tuple[list[np.ndarray], list
 def references_outside(folder: Path, images: Sequence[np.ndarray]) -> int:
     """How many of the current bank's references are not among ``images``: what a rebuild from them would drop.
     Banks without per-image digests are judged by their image count."""
-    meta_path = Path(folder) / META_FILE
-    if not meta_path.is_file():
+    if not (Path(folder) / BANK_FILE).is_file():
         return 0
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ImageError(f"reference bank in {folder} is unreadable ({exc}); rebuild it") from exc
+    meta = MemoryBank.read_meta(folder)
     if "image_digests" in meta:
         return len(set(meta["image_digests"]) - {image_digest(i) for i in images})
     return max(0, int(meta.get("images", 0)) - len(images))
