@@ -56,6 +56,14 @@ def auth(name: str = OPERATOR, password: str = PASSWORD) -> dict[str, str]:
     return {"Authorization": f"Basic {token}", "X-Inspectd-Console": "1"}
 
 
+def add_references(daemon: Daemon, parts: list[dict], camera: str = "cam") -> httpx.Response:
+    """POST the parts (history records) to the camera's references, as the console's button does."""
+    body = {"records": [p["id"] for p in parts]}
+    return httpx.post(
+        url(daemon, f"/api/cameras/{camera}/references"), json=body, headers=auth(), timeout=120
+    )
+
+
 def test_overview_history_parts_models_and_openapi(console_line, tmp_path):
     daemon, _, ports = console_line(["left", "right"])
     with running(daemon):
@@ -196,10 +204,6 @@ def test_add_good_parts_to_the_reference_bank(console_line, tmp_path, logs):
     console = {"password_file": str(pw), "image_max_side": 128, "reference_frames": 3}
     daemon, path, ports = console_line(["cam"], console)
 
-    def add(records: list[dict]) -> httpx.Response:
-        body = {"records": [p["id"] for p in records]}
-        return httpx.post(url(daemon, "/api/cameras/cam/references"), json=body, headers=auth(), timeout=120)
-
     with running(daemon):
         cam = Camera(ports["cam"])
         for i in range(4):
@@ -208,11 +212,11 @@ def test_add_good_parts_to_the_reference_bank(console_line, tmp_path, logs):
         wait_until(
             lambda: "frame.png" not in history(daemon, "cam")[3]["artifacts"], 30, "G-0's frame released"
         )
-        r = add(parts[:3])
-        too_old = add(parts[3:])
+        r = add_references(daemon, parts[:3])
+        too_old = add_references(daemon, parts[3:])
         cam.send("G-4", 34)
         newest = wait_parts(daemon, "cam", 5)[0]
-        again = add([newest])
+        again = add_references(daemon, [newest])
         cam.close()
     assert r.status_code == 200, r.text
     bank = r.json()["bank"]
@@ -245,21 +249,17 @@ def test_after_a_rebuilt_bank_the_preview_leaves_out_parts_scored_by_the_old_one
         ["cam"], {"password_file": str(pw)}, mode="reference", reference_dir=str(tmp_path / "bank")
     )
 
-    def add(records: list[dict]) -> httpx.Response:
-        body = {"records": [p["id"] for p in records]}
-        return httpx.post(url(daemon, "/api/cameras/cam/references"), json=body, headers=auth(), timeout=120)
-
     with running(daemon):
         cam = Camera(ports["cam"])
         for i in range(3):
             cam.send(f"O-{i}", 70 + i)
         before = wait_parts(daemon, "cam", 3)
-        kept_out = add(before[:2])  # the bank's own two parts are not in bank/images
+        kept_out = add_references(daemon, before[:2])  # the bank's own two parts are not in bank/images
         written_by_refusal = list((tmp_path / "bank").glob("images/*"))
         store_images(
             tmp_path / "bank", [(f"good-{i}", g) for i, g in enumerate(goods)]
         )  # as `reference add` does
-        added = add(before[:2])
+        added = add_references(daemon, before[:2])
         cam.send("N-0", 73)
         newest = wait_parts(daemon, "cam", 4)[0]
         proposal = httpx.post(
