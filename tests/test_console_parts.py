@@ -4,6 +4,7 @@ ring, rendering and threshold previews (real files, real images)."""
 from __future__ import annotations
 
 import base64
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -190,6 +191,26 @@ def test_passed_parts_keep_their_frame_lossless_at_full_size_for_the_newest_few_
     none = ConsoleConfig(dir=tmp_path, reference_frames=0)
     _, artifacts = render_part(_result("a", 9, 0.1, frames[ids[4]], None), "x", CameraConfig(), none)
     assert "frame.png" not in artifacts
+
+
+def test_any_camera_name_gives_record_ids_the_api_serves_and_the_ring_reopens(tmp_path):
+    cfg = ConsoleConfig(dir=tmp_path, image_max_side=64)
+    ring = FrameRing(tmp_path / "ring", max_bytes=10**7, full_frames=4)
+    ring.open()
+    image = np.full((48, 64, 3), 100, np.uint8)
+    ids = {}
+    for seq, camera in enumerate(["Prüfplatz:1", "line1.left", "cam"]):
+        rid = ring.new_id(camera)
+        ring.add(*render_part(_result(camera, seq, 0.1, image, None), rid, CameraConfig(), cfg))
+        ids[camera] = rid
+    assert all(re.fullmatch(r"\d{10}-[A-Za-z0-9_.\-]+", rid) for rid in ids.values()), ids
+    assert len(set(ids.values())) == 3
+    orphan = ring.folder / "9999999999-line1.left.frame.png"
+    orphan.write_bytes(b"from a crash")
+    again = FrameRing(tmp_path / "ring", max_bytes=10**7, full_frames=4)
+    records = again.open()
+    assert [r["camera"] for r in records] == ["Prüfplatz:1", "line1.left", "cam"]
+    assert all(again.has(ids[c], "frame.png") for c in ids) and not orphan.exists()
 
 
 def test_render_scales_down_and_previews_from_stored_maps(tmp_path):

@@ -23,6 +23,7 @@ from inspectd.logs import get_logger
 log = get_logger("console.ring")
 
 RECORD_RE = re.compile(r"^(\d{10})-([A-Za-z0-9_.\-]+)\.json$")
+UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
 FULL_FRAME = "frame.png"
 ARTIFACTS = ("frame.jpg", "heatmap.jpg", "map.png", "foreground.png", FULL_FRAME)
 
@@ -78,14 +79,17 @@ class FrameRing:
                 continue
             artifacts = tuple(a for a in ARTIFACTS if self.path(record_id, a).is_file())
             size = path.stat().st_size + sum(self.path(record_id, a).stat().st_size for a in artifacts)
-            self._entries[record_id] = RingEntry(record_id, m.group(2), size, artifacts)
+            camera = str(record.get("camera", m.group(2)))
+            self._entries[record_id] = RingEntry(record_id, camera, size, artifacts)
             self._bytes += size
             self._next = max(self._next, int(m.group(1)) + 1)
             records.append(record)
         for path in self.folder.iterdir():
-            record_id, _, artifact = path.name.partition(".")
-            if artifact in ARTIFACTS and record_id not in self._entries:
-                path.unlink(missing_ok=True)  # left by a part whose record was never written
+            for artifact in ARTIFACTS:
+                record_id = path.name.removesuffix(f".{artifact}")
+                if record_id != path.name and record_id not in self._entries:
+                    path.unlink(missing_ok=True)  # left by a part whose record was never written
+                    break
         with self._lock:
             for camera in {e.camera for e in self._entries.values()}:
                 self._release_full_frames(camera)
@@ -97,11 +101,12 @@ class FrameRing:
         return [r for r in records if r.get("id") in kept]
 
     def new_id(self, camera: str) -> str:
-        """A fresh record id, ordered by arrival across cameras and restarts."""
+        """A fresh record id, ordered by arrival across cameras and restarts; safe as a file name and a URL path
+        whatever the camera is called (characters other than ASCII letters, digits, ``_.-`` become ``_``)."""
         with self._lock:
             n = self._next
             self._next += 1
-        return f"{n:010d}-{camera}"
+        return f"{n:010d}-{UNSAFE.sub('_', camera)[:64]}"
 
     def path(self, record_id: str, artifact: str) -> Path:
         """Where one artifact (``frame.jpg``, ``heatmap.jpg``, ``map.png``, ``foreground.png``) of a part lives."""
