@@ -229,6 +229,9 @@ def test_add_good_parts_to_the_reference_bank(console_line, tmp_path, logs):
         assert kept.shape == sent.shape == (192, 256, 3) and np.array_equal(kept, sent), (
             "the bank sees the frame as the camera sent it, not the 128 px JPEG the console shows"
         )
+    notes = r.json()["notes"]
+    assert "each good part scored against the others" in notes[0] and "only 3 good parts" in notes[1]
+    assert 'mode is "zero-shot", which does not use the bank' in notes[2]
     assert too_old.status_code == 410 and "console.reference_frames" in too_old.text
     assert again.status_code == 200 and again.json()["bank"]["images"] == 4, "add extends the bank"
     added = logs.events("console_references_added")

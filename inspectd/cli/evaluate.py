@@ -13,7 +13,6 @@ from inspectd.config import CameraConfig
 from inspectd.errors import ConfigError, ImageError, InspectdError
 
 # Fewer good parts than this give a bank whose score scale rests on too few held-out maps.
-FEW_REFERENCES = 8
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser | None = None) -> None:
@@ -208,6 +207,7 @@ def cmd_reference_add(args: argparse.Namespace) -> int:
     from inspectd.models.store import ModelStore
     from inspectd.pipeline.calibrate import write_camera_values
     from inspectd.pipeline.inspector import Inspector
+    from inspectd.pipeline.reference import bank_notes
     from inspectd.pipeline.reference_images import store_images
 
     settings = settings_from_args(args)
@@ -228,18 +228,8 @@ def cmd_reference_add(args: argparse.Namespace) -> int:
         f"{folder / 'images'}, which good parts added from the console join"
     )
     cam = inspector.camera_config(args.camera)  # a camera not in the config yet gets the defaults
-    held = bank.meta["held_out_scores"]
-    print(
-        f"each good part scored against the others: {min(held):.3f} to {max(held):.3f}; "
-        f"{sum(v >= cam.image_threshold for v in held)} of {used} reach image_threshold {cam.image_threshold:g}. "
-        f"Set the false-reject rate you want with `inspectd calibrate {args.camera} OTHER_GOOD_IMAGES...`"
-    )
-    if used < FEW_REFERENCES:
-        print(
-            f"only {used} good parts: the score scale (the least typical of them lands at 0.5) is rough with so "
-            f"few; {2 * FEW_REFERENCES} from this camera is what the README's quality figures use "
-            f"(`inspectd reference grab {args.camera} DIR --count {2 * FEW_REFERENCES}`)"
-        )
+    for line in bank_notes(args.camera, cam, bank.meta):
+        print(line)
     if args.config and settings.camera(args.camera).reference_dir != folder:
         before = write_camera_values(Path(args.config), args.camera, {"reference_dir": str(folder)})
         print(f"{args.config}: cameras.{args.camera}.reference_dir {before['reference_dir']} -> {folder}")

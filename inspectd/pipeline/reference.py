@@ -51,6 +51,9 @@ NORMALISER_FROM = "maps"
 # 5-megapixel frames would otherwise hold over a gigabyte of floats for one median.
 MEDIAN_SAMPLES = 1 << 18
 
+# Fewer good parts than this make the score scale (the least typical of them lands at 0.5) rough.
+FEW_REFERENCES = 8
+
 BANK_FILE = "bank.npy"
 META_FILE = "meta.json"
 
@@ -328,6 +331,25 @@ def build_bank(
         **{f"norm_{k}": round(v, 4) for k, v in stats.items()},
     )
     return MemoryBank(bank.numpy().astype(np.float32), meta)
+
+
+def bank_notes(name: str, camera: CameraConfig, meta: dict[str, Any]) -> list[str]:
+    """What a freshly built bank means for the camera's verdicts, for whoever built it: how its own good parts
+    score against each other at the camera's threshold, and whether they are too few for a steady scale."""
+    held, used = meta["held_out_scores"], meta["images"]
+    notes = [
+        f"each good part scored against the others: {min(held):.3f} to {max(held):.3f}; "
+        f"{sum(v >= camera.image_threshold for v in held)} of {used} reach image_threshold "
+        f"{camera.image_threshold:g}. Set the false-reject rate you want with `inspectd calibrate {name} "
+        "OTHER_GOOD_IMAGES...`"
+    ]
+    if used < FEW_REFERENCES:
+        notes.append(
+            f"only {used} good parts: the score scale (the least typical of them lands at 0.5) is rough with so "
+            f"few; {2 * FEW_REFERENCES} from this camera is what the README's quality figures use "
+            f"(`inspectd reference grab {name} DIR --count {2 * FEW_REFERENCES}`)"
+        )
+    return notes
 
 
 def check_compatible(backbone: EfficientNetLite, bank: MemoryBank, cfg: ReferenceConfig) -> None:

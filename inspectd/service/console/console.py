@@ -310,7 +310,7 @@ class Console:
             store_images(folder, parts)
             t0 = time.monotonic()
             try:
-                bank = self.reference_builder(self.link.build_reference, camera, folder, max_pixels)
+                bank = self.reference_builder(self.link.build_reference, camera, cam, folder, max_pixels)
             except InspectdError as exc:
                 raise ChangeRefused(f"could not build the reference bank: {exc}", status=422) from exc
             log.warning(
@@ -328,7 +328,13 @@ class Console:
                 result = self._write_config(camera, {"reference_dir": str(folder)}, who, "reference_dir")
             else:
                 result = {"camera": camera, "reloaded": self.link.reload()}
-        return {**result, "bank": bank}
+        notes = bank.pop("notes")
+        if cam.mode == "zero-shot":
+            notes.append(
+                f'cameras.{camera}.mode is "zero-shot", which does not use the bank: set it to "reference" or '
+                '"combined" in the config file'
+            )
+        return {**result, "bank": bank, "notes": notes}
 
     def _reference_part(self, record: dict[str, Any], max_pixels: int) -> tuple[str, np.ndarray]:
         """A recent part's frame as the camera delivered it (full size, lossless): the inspector applies the ROI

@@ -16,7 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from inspectd.config import CameraConfig
 from inspectd.errors import ImageError
+from inspectd.pipeline.reference import bank_notes
 from inspectd.pipeline.reference_images import references_outside, stored_images
 
 #: (camera, good images, their names) -> a MemoryBank, i.e. ``Inspector.build_reference``
@@ -36,13 +38,22 @@ def check_extendable(folder: Path, max_pixels: int) -> None:
         )
 
 
-def build_reference_bank(build: BankBuilder, camera: str, folder: Path, max_pixels: int) -> dict[str, Any]:
-    """Rebuild ``folder``'s bank from every image kept in ``folder/images``; returns the bank's description."""
+def build_reference_bank(
+    build: BankBuilder, camera: str, config: CameraConfig, folder: Path, max_pixels: int
+) -> dict[str, Any]:
+    """Rebuild ``folder``'s bank from every image kept in ``folder/images``; returns the bank's description and
+    ``notes`` on what it means for the camera's verdicts (as `inspectd reference add` prints them)."""
     images, names = stored_images(folder, max_pixels)
     bank = build(camera, images, names)
     bank.meta["sources"] = [str(Path(folder) / "images" / n) for n in names]
     bank.save(folder)
-    return {"folder": str(folder), "images": len(names), "patches": bank.meta["coreset"]}
+    return {
+        "folder": str(folder),
+        "images": len(names),
+        "patches": bank.meta["coreset"],
+        "held_out_scores": bank.meta["held_out_scores"],
+        "notes": bank_notes(camera, config, bank.meta),
+    }
 
 
-ReferenceBuilder = Callable[[BankBuilder, str, Path, int], dict[str, Any]]
+ReferenceBuilder = Callable[[BankBuilder, str, CameraConfig, Path, int], dict[str, Any]]

@@ -196,7 +196,8 @@ async function addReferences() {
   try {
     const r = await api(`/api/cameras/${encodeURIComponent(cam)}/references`, {
       method: "POST", headers: authHeaders(), body: JSON.stringify({ records: ids }) });
-    showResult(true, `references of ${cam}: ${r.bank.images} images, ${r.bank.patches} patches in ${r.bank.folder}`);
+    const notes = (r.notes || []).map((n) => ` ${n}`).join("");
+    showResult(true, `references of ${cam}: ${r.bank.images} images, ${r.bank.patches} patches in ${r.bank.folder}.${notes}`);
   } catch (e) {
     showResult(false, `refused: ${e.message}`);
   }
