@@ -7,6 +7,7 @@ import base64
 import re
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 
 import numpy as np
@@ -20,8 +21,9 @@ from inspectd.frame import Defect, Verdict
 from inspectd.imaging.codec import decode_image
 from inspectd.pipeline.inspector import InspectionResult
 from inspectd.service.console.auth import PasswordBook, basic_credentials, cross_site_reason
-from inspectd.service.console.render import render_part
+from inspectd.service.console.render import Renderer, render_part
 from inspectd.service.console.ring import FrameRing
+from inspectd.service.console.snapshot import SnapshotStore
 from inspectd.service.console.tuning import Proposal, load_map, preview
 
 
@@ -191,6 +193,24 @@ def test_passed_parts_keep_their_frame_lossless_at_full_size_for_the_newest_few_
     none = ConsoleConfig(dir=tmp_path, reference_frames=0)
     _, artifacts = render_part(_result("a", 9, 0.1, frames[ids[4]], None), "x", CameraConfig(), none)
     assert "frame.png" not in artifacts
+
+
+def test_a_console_that_falls_behind_keeps_fewer_full_frames_instead_of_skipping_parts(tmp_path):
+    cfg = ConsoleConfig(dir=tmp_path, image_max_side=64)
+    ring = FrameRing(tmp_path / "ring", max_bytes=10**7, full_frames=4)
+    ring.open()
+    snapshots = SnapshotStore(["cam"], history=10)
+    renderer = Renderer(cfg, ring, snapshots, lambda camera: CameraConfig())
+    image = np.full((48, 64, 3), 100, np.uint8)
+    renderer.offer(_result("cam", 1, 0.1, image, None))  # waiting while the next one renders
+    renderer.render(_result("cam", 2, 0.1, image, None))
+    renderer.start()
+    wait = time.monotonic() + 10
+    while renderer.rendered < 2 and time.monotonic() < wait:
+        time.sleep(0.01)
+    renderer.stop()
+    full = {r["seq"]: "frame.png" in r["artifacts"] for r in snapshots.history("cam")}
+    assert full == {2: False, 1: True} and renderer.skipped == 0
 
 
 def test_any_camera_name_gives_record_ids_the_api_serves_and_the_ring_reopens(tmp_path):

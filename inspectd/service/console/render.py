@@ -51,10 +51,14 @@ def _scaled_defects(defects: list[Defect], scale: float) -> list[Defect]:
 
 
 def render_part(
-    result: InspectionResult, record_id: str, camera: CameraConfig, cfg: ConsoleConfig
+    result: InspectionResult,
+    record_id: str,
+    camera: CameraConfig,
+    cfg: ConsoleConfig,
+    keep_full: bool = True,
 ) -> tuple[dict[str, Any], dict[str, bytes]]:
     """The record and the encoded artifacts of one part (frame, heatmap, 16-bit map, foreground mask, and for a
-    passed part the full-size lossless frame when ``cfg.reference_frames`` keeps any)."""
+    passed part the full-size lossless frame when ``keep_full`` and ``cfg.reference_frames`` keeps any)."""
     v = result.verdict
     record: dict[str, Any] = {
         "id": record_id,
@@ -86,7 +90,7 @@ def render_part(
         record["size"], record["scale"] = [w, h], scale
         small = _scaled(image, scale)
         artifacts["frame.jpg"] = encode_image(small, "jpeg", cfg.jpeg_quality)
-        if v.verdict == "pass" and cfg.reference_frames > 0:
+        if keep_full and v.verdict == "pass" and cfg.reference_frames > 0:
             artifacts[FULL_FRAME] = encode_image(image, "png", png_level=1)
         if result.anomaly_map is not None and v.verdict != "error":
             amap = _scaled(result.anomaly_map.astype(np.float32), scale, cv2.INTER_LINEAR)
@@ -179,7 +183,12 @@ class Renderer:
         started = time.thread_time()
         try:
             record_id = self.ring.new_id(v.camera)
-            record, artifacts = render_part(result, record_id, self.camera_config(v.camera), self.cfg)
+            # the full-size PNG is the dearest part of rendering: a console that falls behind keeps it for fewer
+            # parts (those can't be added to references) rather than skip parts
+            keep_full = self.pending() == 0
+            record, artifacts = render_part(
+                result, record_id, self.camera_config(v.camera), self.cfg, keep_full
+            )
             trimmed = self.ring.add(record, artifacts)
         except Exception as exc:
             self.failed += 1
