@@ -20,6 +20,7 @@ from inspectd.errors import ConfigError
 from inspectd.frame import Defect, Verdict
 from inspectd.imaging.codec import decode_image
 from inspectd.pipeline.inspector import InspectionResult
+from inspectd.service.console import render
 from inspectd.service.console.auth import PasswordBook, basic_credentials, cross_site_reason
 from inspectd.service.console.render import Renderer, render_part
 from inspectd.service.console.ring import FrameRing
@@ -195,22 +196,26 @@ def test_passed_parts_keep_their_frame_lossless_at_full_size_for_the_newest_few_
     assert "frame.png" not in artifacts
 
 
-def test_a_console_that_falls_behind_keeps_fewer_full_frames_instead_of_skipping_parts(tmp_path):
+def test_a_console_that_falls_behind_keeps_a_full_frame_a_second_and_skips_no_part(tmp_path, monkeypatch):
+    monkeypatch.setattr(render, "FULL_FRAME_EVERY_S", 0.2)
     cfg = ConsoleConfig(dir=tmp_path, image_max_side=64)
-    ring = FrameRing(tmp_path / "ring", max_bytes=10**7, full_frames=4)
+    ring = FrameRing(tmp_path / "ring", max_bytes=10**7, full_frames=8)
     ring.open()
     snapshots = SnapshotStore(["cam"], history=10)
     renderer = Renderer(cfg, ring, snapshots, lambda camera: CameraConfig())
     image = np.full((48, 64, 3), 100, np.uint8)
-    renderer.offer(_result("cam", 1, 0.1, image, None))  # waiting while the next one renders
-    renderer.render(_result("cam", 2, 0.1, image, None))
+    renderer.render(_result("cam", 1, 0.1, image, None))  # nothing waiting: kept
+    renderer.offer(_result("cam", 3, 0.1, image, None))  # waits while the next ones render
+    renderer.render(_result("cam", 2, 0.1, image, None))  # behind, one kept just now: not kept
+    time.sleep(0.25)
+    renderer.render(_result("cam", 4, 0.1, image, None))  # behind, but the last one is older: kept
     renderer.start()
     wait = time.monotonic() + 10
-    while renderer.rendered < 2 and time.monotonic() < wait:
+    while renderer.rendered < 4 and time.monotonic() < wait:
         time.sleep(0.01)
     renderer.stop()
     full = {r["seq"]: "frame.png" in r["artifacts"] for r in snapshots.history("cam")}
-    assert full == {2: False, 1: True} and renderer.skipped == 0
+    assert full == {1: True, 2: False, 3: True, 4: True} and renderer.skipped == 0
 
 
 def test_any_camera_name_gives_record_ids_the_api_serves_and_the_ring_reopens(tmp_path):

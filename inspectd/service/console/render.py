@@ -28,6 +28,9 @@ from inspectd.service.console.snapshot import SnapshotStore
 
 log = get_logger("console.render")
 
+# While parts wait to be rendered, a camera's full-size frame is kept at most this often.
+FULL_FRAME_EVERY_S = 1.0
+
 
 def _scaled(image: np.ndarray, scale: float, interpolation: int = cv2.INTER_AREA) -> np.ndarray:
     if scale >= 1.0:
@@ -127,6 +130,7 @@ class Renderer:
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._last_full: dict[str, float] = {}
         self.skipped = 0
         self.failed = 0
         self.rendered = 0
@@ -183,13 +187,17 @@ class Renderer:
         started = time.thread_time()
         try:
             record_id = self.ring.new_id(v.camera)
-            # the full-size PNG is the dearest part of rendering: a console that falls behind keeps it for fewer
-            # parts (those can't be added to references) rather than skip parts
-            keep_full = self.pending() == 0
+            # the full-size PNG is the dearest part of rendering: a console that falls behind keeps one a second
+            # per camera (the others can't be added to references) rather than skip parts
+            now = time.monotonic()
+            last = self._last_full.get(v.camera)
+            keep_full = self.pending() == 0 or last is None or now - last >= FULL_FRAME_EVERY_S
             record, artifacts = render_part(
                 result, record_id, self.camera_config(v.camera), self.cfg, keep_full
             )
             trimmed = self.ring.add(record, artifacts)
+            if FULL_FRAME in artifacts:
+                self._last_full[v.camera] = now
         except Exception as exc:
             self.failed += 1
             log.exception("console_render_failed", camera=v.camera, seq=v.seq, error=str(exc))

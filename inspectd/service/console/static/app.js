@@ -107,7 +107,8 @@ async function loadHistory() {
     const full = r.verdict === "pass" && r.artifacts.includes("frame.png");
     const tick = el("input", { type: "checkbox", value: r.id, disabled: !full,
       title: full ? "good part for references" : r.verdict === "pass"
-        ? "full-size frame no longer kept (console.reference_frames): tick a newer part" : "only passed parts" });
+        ? "no full-size frame kept for this part: only the newest console.reference_frames passed parts have one (fewer while the console is busy)"
+        : "only passed parts" });
     tick.onclick = (ev) => ev.stopPropagation();
     const tr = el("tr", { class: "row", "data-record": r.id },
       el("td", {}, tick), el("td", {}, String(r.seq)), el("td", {}, r.part_id || ""),
