@@ -198,24 +198,26 @@ def test_passed_parts_keep_their_frame_lossless_at_full_size_for_the_newest_few_
 
 def test_a_console_that_falls_behind_keeps_a_full_frame_a_second_and_skips_no_part(tmp_path, monkeypatch):
     monkeypatch.setattr(render, "FULL_FRAME_EVERY_S", 0.2)
-    cfg = ConsoleConfig(dir=tmp_path, image_max_side=64)
+    cfg = ConsoleConfig(dir=tmp_path, image_max_side=64, render_queue=4)  # behind: 2 or more waiting
     ring = FrameRing(tmp_path / "ring", max_bytes=10**7, full_frames=8)
     ring.open()
     snapshots = SnapshotStore(["cam"], history=10)
     renderer = Renderer(cfg, ring, snapshots, lambda camera: CameraConfig())
     image = np.full((48, 64, 3), 100, np.uint8)
     renderer.render(_result("cam", 1, 0.1, image, None))  # nothing waiting: kept
-    renderer.offer(_result("cam", 3, 0.1, image, None))  # waits while the next ones render
-    renderer.render(_result("cam", 2, 0.1, image, None))  # behind, one kept just now: not kept
+    renderer.offer(_result("cam", 4, 0.1, image, None))
+    renderer.render(_result("cam", 2, 0.1, image, None))  # one waiting, a burst: kept
+    renderer.offer(_result("cam", 5, 0.1, image, None))
+    renderer.render(_result("cam", 3, 0.1, image, None))  # two waiting, one kept just now: not kept
     time.sleep(0.25)
-    renderer.render(_result("cam", 4, 0.1, image, None))  # behind, but the last one is older: kept
+    renderer.render(_result("cam", 6, 0.1, image, None))  # still behind, the last one is older: kept
     renderer.start()
     wait = time.monotonic() + 10
-    while renderer.rendered < 4 and time.monotonic() < wait:
+    while renderer.rendered < 6 and time.monotonic() < wait:
         time.sleep(0.01)
     renderer.stop()
     full = {r["seq"]: "frame.png" in r["artifacts"] for r in snapshots.history("cam")}
-    assert full == {1: True, 2: False, 3: True, 4: True} and renderer.skipped == 0
+    assert full == {1: True, 2: True, 3: False, 4: True, 5: True, 6: True} and renderer.skipped == 0
 
 
 def test_any_camera_name_gives_record_ids_the_api_serves_and_the_ring_reopens(tmp_path):

@@ -28,7 +28,7 @@ from inspectd.service.console.snapshot import SnapshotStore
 
 log = get_logger("console.render")
 
-# While parts wait to be rendered, a camera's full-size frame is kept at most this often.
+# While the render queue is half full or more, a camera's full-size frame is kept at most this often.
 FULL_FRAME_EVERY_S = 1.0
 
 
@@ -187,11 +187,12 @@ class Renderer:
         started = time.thread_time()
         try:
             record_id = self.ring.new_id(v.camera)
-            # the full-size PNG is the dearest part of rendering: a console that falls behind keeps one a second
-            # per camera (the others can't be added to references) rather than skip parts
+            # the full-size PNG is the dearest part of rendering: once the queue is half full (falling behind,
+            # not a burst of verdicts from one batch) it is kept once a second per camera rather than skip parts
             now = time.monotonic()
             last = self._last_full.get(v.camera)
-            keep_full = self.pending() == 0 or last is None or now - last >= FULL_FRAME_EVERY_S
+            behind = self.pending() >= max(1, self.cfg.render_queue // 2)
+            keep_full = not behind or last is None or now - last >= FULL_FRAME_EVERY_S
             record, artifacts = render_part(
                 result, record_id, self.camera_config(v.camera), self.cfg, keep_full
             )
