@@ -89,6 +89,11 @@ def test_write_camera_values_keeps_comments_and_validates(tmp_path):
     assert (cam.image_threshold, cam.pixel_threshold) == (0.61, 0.7)
     with pytest.raises(ConfigError, match=r"\[cameras.cam2\]"):
         write_camera_values(path, "cam2", {"image_threshold": 0.1})
+    with pytest.raises(ConfigError, match=r'\[cameras."line1.left"\] section'):
+        write_camera_values(path, "line1.left", {"image_threshold": 0.1})  # the table a user must write
+    path.write_text(CONFIG + '\n[cameras."line1.left"]\nmode = "reference"\n')
+    assert write_camera_values(path, "line1.left", {"image_threshold": 0.2}) == {"image_threshold": None}
+    assert load_settings(path).camera("line1.left").image_threshold == 0.2
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -175,6 +180,10 @@ def test_reference_add_builds_bank_and_records_it_in_config(tmp_path, capsys):
     shown = capsys.readouterr().out
     assert "472 features" in shown and "min_side: 320" in shown and "normaliser_from: maps" in shown
     assert "older release" not in shown
+    assert f"3 good images kept in {bank_dir / 'images'}; parts added from the console join them" in shown
+    (bank_dir / "images" / "000-0.png").unlink()
+    assert show.func(show) == 0
+    assert "1 of the bank's parts are not among them" in capsys.readouterr().out
 
 
 def test_a_bank_from_before_the_map_scale_still_scores_and_says_to_rebuild(tmp_path, capsys):

@@ -317,6 +317,7 @@ def cmd_reference_grab(args: argparse.Namespace) -> int:
 def cmd_reference_show(args: argparse.Namespace) -> int:
     """Print a camera's bank metadata."""
     from inspectd.pipeline.reference import NORMALISER_FROM, MemoryBank
+    from inspectd.pipeline.reference_images import IMAGES, references_outside, stored_images
 
     settings = settings_from_args(args)
     folder = _bank_dir(settings, args.camera, None)
@@ -331,6 +332,17 @@ def cmd_reference_show(args: argparse.Namespace) -> int:
             f"the default thresholds pass many defective parts; rebuild it with `inspectd reference add "
             f"{args.camera} GOOD_IMAGES...` (thresholds already calibrated on it stay valid until then)"
         )
+    images, _ = stored_images(folder, settings.pipeline.max_image_pixels)
+    outside = references_outside(folder, images)
+    print(
+        f"  {len(images)} good images kept in {folder / IMAGES}"
+        + (
+            f"; {outside} of the bank's parts are not among them, so the console cannot add to this bank until "
+            f"it is rebuilt with `inspectd reference add {args.camera} GOOD_IMAGES...`"
+            if outside
+            else "; parts added from the console join them"
+        )
+    )
     return 0
 
 

@@ -115,7 +115,8 @@ def write_camera_values(config: Path, camera: str, values: dict[str, object]) ->
     doc = tomlkit.parse(Path(config).read_text())
     cameras = doc.get("cameras")
     if cameras is None or camera not in cameras:
-        raise ConfigError(f"camera {camera!r} has no [cameras.{camera}] section in {config}; add it first")
+        table = tomlkit.key(["cameras", camera]).as_string()
+        raise ConfigError(f"camera {camera!r} has no [{table}] section in {config}; add it first")
     section = cameras[camera]
     before = {k: section.get(k) for k in values}
     for k, v in values.items():
