@@ -102,6 +102,7 @@ def test_password_file_is_read(tmp_path):
         ("[cameras.cam]\nimage_threshold = 0.5\n", "cameras.cam.source.uri is empty"),
         ("[cameras.cam.source]\nkind = 'zmq'\nuri = ''\n", "cameras.cam.source.uri is empty"),
         ("[cameras.cam.source]\nkind = 'zmq'\nuri = 'localhost:5555'\n", "not a ZeroMQ endpoint"),
+        ('[cameras."line1.left"]\nimage_threshold = 0.5\n', 'set [cameras."line1.left".source] kind and uri'),
         ("[mqtt]\npassword_file = '/nonexistent/pw'\n", "mqtt.password_file: /nonexistent/pw does not exist"),
         ("[mqtt.tls]\nenabled = true\nca_file = '/nonexistent/ca.crt'\n", "mqtt.tls.ca_file"),
     ],

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from inspectd.cli.common import EX_FAILURES, EX_OK, EX_USAGE, configure_logging, settings_from_args
-from inspectd.config import CameraConfig
+from inspectd.config import CameraConfig, camera_table
 from inspectd.errors import ConfigError, ImageError, InspectdError
 
 # Fewer good parts than this give a bank whose score scale rests on too few held-out maps.
@@ -438,5 +438,5 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             args.camera,
             {"image_threshold": _ceil6(t.image), "pixel_threshold": _ceil6(t.pixel)},
         )
-        print(f"written to {args.config} [cameras.{args.camera}]")
+        print(f"written to {args.config} [{camera_table(args.camera)}]")
     return 0

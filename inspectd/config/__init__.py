@@ -9,6 +9,7 @@ from inspectd.config.base import (
     DEFAULT_CONFIG_PATH,
     ENV_PREFIX,
     Section,
+    camera_table,
     default_cache_dir,
     default_state_dir,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "SourceConfig",
     "TilingConfig",
     "TlsConfig",
+    "camera_table",
     "config_json_schema",
     "default_cache_dir",
     "default_state_dir",

@@ -3,13 +3,22 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
 ENV_PREFIX = "INSPECTD_"
 DEFAULT_CONFIG_PATH = Path("/etc/inspectd/inspectd.toml")
+
+
+def camera_table(name: str, *sub: str) -> str:
+    """The TOML table a camera's settings live in, as a user must write it: ``cameras.line1``, but
+    ``cameras."line1.left"`` for a name that is not a bare key (a dot would open another table)."""
+    key = name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else json.dumps(name)
+    return ".".join(("cameras", key, *sub))
 
 
 def default_state_dir() -> Path:

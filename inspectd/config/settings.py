@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from inspectd.config.base import ENV_PREFIX
+from inspectd.config.base import ENV_PREFIX, camera_table
 from inspectd.config.cameras import ZMQ_SCHEMES, CameraConfig
 from inspectd.config.console import ConsoleConfig
 from inspectd.config.logger import LoggingConfig
@@ -58,8 +58,8 @@ class Settings(BaseSettings):
             uri = cam.source.uri.strip()
             if not uri:
                 problems.append(
-                    f"{key} is empty: set [cameras.{name}.source] kind and uri (a device index, a URL, a file, a "
-                    "ZeroMQ endpoint or a folder)"
+                    f"{key} is empty: set [{camera_table(name, 'source')}] kind and uri (a device index, a URL, "
+                    "a file, a ZeroMQ endpoint or a folder)"
                 )
             elif cam.source.kind == "zmq" and not uri.startswith(ZMQ_SCHEMES):
                 problems.append(f"{key} {mask_uri(uri)!r} is not a ZeroMQ endpoint (e.g. tcp://host:5555)")

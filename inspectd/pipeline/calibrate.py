@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from inspectd.atomicfile import write_atomic
-from inspectd.config import read_toml
+from inspectd.config import camera_table, read_toml
 from inspectd.errors import ConfigError
 
 
@@ -115,8 +115,9 @@ def write_camera_values(config: Path, camera: str, values: dict[str, object]) ->
     doc = tomlkit.parse(Path(config).read_text())
     cameras = doc.get("cameras")
     if cameras is None or camera not in cameras:
-        table = tomlkit.key(["cameras", camera]).as_string()
-        raise ConfigError(f"camera {camera!r} has no [{table}] section in {config}; add it first")
+        raise ConfigError(
+            f"camera {camera!r} has no [{camera_table(camera)}] section in {config}; add it first"
+        )
     section = cameras[camera]
     before = {k: section.get(k) for k in values}
     for k, v in values.items():
