@@ -188,9 +188,8 @@ def camera_bank(settings: Settings, store: Any, out: Path) -> Path:
     ]
     folder = out / "reference-bank-clip"
     bank.save(folder)
-    store_images(
-        folder, [(f"clip-{i:03d}", f) for i, f in enumerate(frames)], replace=True
-    )  # for the console
+    # kept with the bank, so parts added from the console extend it
+    store_images(folder, [(f"clip-{i:03d}", f) for i, f in enumerate(frames)], replace=True)
     return folder
 
 

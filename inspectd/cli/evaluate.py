@@ -12,8 +12,6 @@ from inspectd.cli.common import EX_FAILURES, EX_OK, EX_USAGE, configure_logging,
 from inspectd.config import CameraConfig, camera_table
 from inspectd.errors import ConfigError, ImageError, InspectdError
 
-# Fewer good parts than this give a bank whose score scale rests on too few held-out maps.
-
 
 def register(subparsers: Any, common: argparse.ArgumentParser | None = None) -> None:
     """Add the eval, reference and calibrate commands to the main parser's subparsers."""
