@@ -29,7 +29,12 @@ def store_images(folder: Path, parts: Sequence[tuple[str, np.ndarray]], replace:
         for old in images.glob("*.png"):
             old.unlink()
     for name, image in parts:
-        write_atomic(images / f"{name}.png", encode_image(image, "png"))
+        write_atomic(images / image_file(name), encode_image(image, "png"))
+
+
+def image_file(name: str) -> str:
+    """The file a part named ``name`` is kept in under ``folder/images``."""
+    return f"{name}.png"
 
 
 def stored_images(folder: Path, max_pixels: int) -> tuple[list[np.ndarray], list[str]]:

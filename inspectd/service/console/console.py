@@ -19,10 +19,9 @@ from inspectd.imaging.codec import decode_image
 from inspectd.logs import get_logger
 from inspectd.pipeline.calibrate import write_camera_values
 from inspectd.pipeline.inspector import InspectionResult
-from inspectd.pipeline.reference_images import store_images
 from inspectd.service.console.auth import Operator, PasswordBook
 from inspectd.service.console.errors import ChangeRefused
-from inspectd.service.console.references import ReferenceBuilder, build_reference_bank, check_extendable
+from inspectd.service.console.references import BankNotExtendable, ReferenceBuilder, extend_reference_bank
 from inspectd.service.console.render import Renderer
 from inspectd.service.console.ring import FULL_FRAME, FrameRing
 from inspectd.service.console.server import ConsoleServer
@@ -56,7 +55,7 @@ class Console:
         cameras: list[str],
         link: ConsoleLink,
         make_app: Callable[[Console], Any],
-        reference_builder: ReferenceBuilder = build_reference_bank,
+        reference_builder: ReferenceBuilder = extend_reference_bank,
     ) -> None:
         self.cfg = cfg
         self.link = link
@@ -303,14 +302,13 @@ class Console:
         default = Path(self.cfg.dir).parent / "reference" / camera
         folder = Path(cam.reference_dir) if cam.reference_dir else default
         with self._change_lock:
-            try:
-                check_extendable(folder, max_pixels)
-            except InspectdError as exc:
-                raise ChangeRefused(str(exc), status=409) from exc
-            store_images(folder, parts)
             t0 = time.monotonic()
             try:
-                bank = self.reference_builder(self.link.build_reference, camera, cam, folder, max_pixels)
+                bank = self.reference_builder(
+                    self.link.build_reference, camera, cam, folder, parts, max_pixels
+                )
+            except BankNotExtendable as exc:
+                raise ChangeRefused(str(exc), status=409) from exc
             except InspectdError as exc:
                 raise ChangeRefused(f"could not build the reference bank: {exc}", status=422) from exc
             log.warning(

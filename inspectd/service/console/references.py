@@ -19,33 +19,47 @@ import numpy as np
 from inspectd.config import CameraConfig
 from inspectd.errors import ImageError
 from inspectd.pipeline.reference import bank_notes
-from inspectd.pipeline.reference_images import references_outside, stored_images
+from inspectd.pipeline.reference_images import (
+    IMAGES,
+    image_file,
+    references_outside,
+    store_images,
+    stored_images,
+)
 
 #: (camera, good images, their names) -> a MemoryBank, i.e. ``Inspector.build_reference``
 BankBuilder = Callable[[str, Sequence[np.ndarray], Sequence[str]], Any]
 
 
-def check_extendable(folder: Path, max_pixels: int) -> None:
-    """Refuse to extend a bank some of whose references are not in its images folder: the rebuild would drop
+class BankNotExtendable(ImageError):
+    """A bank some of whose references are not in its images folder: rebuilding it from that folder would drop
     them (a bank built by `inspectd reference add` of an earlier release, or whose images were deleted)."""
-    images, _ = stored_images(folder, max_pixels)
-    missing = references_outside(folder, images)
+
+
+def extend_reference_bank(
+    build: BankBuilder,
+    camera: str,
+    config: CameraConfig,
+    folder: Path,
+    parts: list[tuple[str, np.ndarray]],
+    max_pixels: int,
+) -> dict[str, Any]:
+    """Add ``parts`` (name, frame as delivered) to ``folder/images`` and rebuild the bank from every image there;
+    returns the bank's description and ``notes`` on what it means for the camera's verdicts (as `inspectd
+    reference add` prints them). A bank that cannot be extended is refused before anything is written."""
+    kept, names = stored_images(folder, max_pixels)
+    missing = references_outside(folder, kept)
     if missing:
-        raise ImageError(
-            f"the bank in {folder} holds {missing} good parts that are not in {Path(folder) / 'images'}, and "
+        raise BankNotExtendable(
+            f"the bank in {folder} holds {missing} good parts that are not in {Path(folder) / IMAGES}, and "
             "adding parts rebuilds it from that folder alone; rebuild it once with `inspectd reference add "
             "CAMERA GOOD_IMAGES...` (which keeps its images there), then add parts from the console"
         )
-
-
-def build_reference_bank(
-    build: BankBuilder, camera: str, config: CameraConfig, folder: Path, max_pixels: int
-) -> dict[str, Any]:
-    """Rebuild ``folder``'s bank from every image kept in ``folder/images``; returns the bank's description and
-    ``notes`` on what it means for the camera's verdicts (as `inspectd reference add` prints them)."""
-    images, names = stored_images(folder, max_pixels)
-    bank = build(camera, images, names)
-    bank.meta["sources"] = [str(Path(folder) / "images" / n) for n in names]
+    store_images(folder, parts)
+    by_name = dict(zip(names, kept, strict=True)) | {image_file(name): image for name, image in parts}
+    names = sorted(by_name)
+    bank = build(camera, [by_name[n] for n in names], names)
+    bank.meta["sources"] = [str(Path(folder) / IMAGES / n) for n in names]
     bank.save(folder)
     return {
         "folder": str(folder),
@@ -56,4 +70,6 @@ def build_reference_bank(
     }
 
 
-ReferenceBuilder = Callable[[BankBuilder, str, CameraConfig, Path, int], dict[str, Any]]
+ReferenceBuilder = Callable[
+    [BankBuilder, str, CameraConfig, Path, list[tuple[str, np.ndarray]], int], dict[str, Any]
+]
